@@ -1,0 +1,251 @@
+"""Profiles, device choice, seeding and the one table of schedules every chapter reads.
+
+Two profiles (see the book's introduction, "Profiles"):
+
+* ``quick`` — the embedded 5,000-digit MNIST sample and short schedules; every chapter runs in a
+  few minutes on two CPU cores. CI and the notebook tests use it.
+* ``full`` — the whole 70,000-image datasets and paper-scale schedules; meant for a GPU.
+
+``DCTUTOR_PROFILE`` picks one; unset, it is ``full`` when CUDA is available and ``quick``
+otherwise. Chapters never branch on anything else: they read their numbers from
+:func:`schedule`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+
+# One table for the whole book: every epoch count, batch size and subset size a chapter uses.
+# Keys are chapter sections; values are plain dicts so a chapter can print what it runs.
+SCHEDULES: dict[str, dict[str, dict]] = {
+    "quick": {
+        # Chapter 1: PCA against linear and nonlinear autoencoders.
+        "pca_ae": dict(
+            dataset="mnist-5k",
+            batch_size=128,
+            lr=1e-3,
+            num_epochs=60,
+            linear_num_epochs=150,
+            linear_lr=3e-3,
+            max_k=50,
+        ),
+        # Chapter 2: stacked denoising autoencoder.
+        "sdae": dict(
+            dataset="mnist-5k",
+            dims=(784, 500, 500, 2000, 10),
+            batch_size=256,
+            dropout=0.2,
+            lr=0.1,
+            momentum=0.9,
+            layer_num_epochs=60,
+            finetune_num_epochs=120,
+            tsne_points=2000,
+        ),
+        # Chapter 4: DEC.
+        "dec": dict(
+            dataset="mnist-5k",
+            batch_size=256,
+            lr=0.01,
+            momentum=0.9,
+            update_interval=20,
+            tol=0.001,
+            max_steps=2000,
+            kmeans_restarts=20,
+            seeds=1,
+        ),
+        # Chapter 5: IIC.
+        "iic": dict(
+            dataset="mnist-5k",
+            batch_size=500,
+            lr=1e-4,
+            num_epochs=30,
+            overcluster_k=50,
+            alpha=10.0,
+            ablation_num_epochs=10,
+        ),
+    },
+    "full": {
+        "pca_ae": dict(
+            dataset="mnist",
+            batch_size=128,
+            lr=1e-3,
+            num_epochs=25,
+            linear_num_epochs=40,
+            linear_lr=3e-3,
+            max_k=50,
+        ),
+        "sdae": dict(
+            dataset="mnist",
+            dims=(784, 500, 500, 2000, 10),
+            batch_size=256,
+            dropout=0.2,
+            lr=0.1,
+            momentum=0.9,
+            layer_num_epochs=100,
+            finetune_num_epochs=200,
+            tsne_points=5000,
+        ),
+        "dec": dict(
+            dataset="mnist",
+            batch_size=256,
+            lr=0.01,
+            momentum=0.9,
+            update_interval=140,
+            tol=0.001,
+            max_steps=20000,
+            kmeans_restarts=20,
+            seeds=5,
+        ),
+        "iic": dict(
+            dataset="mnist",
+            batch_size=1000,
+            lr=1e-4,
+            num_epochs=100,
+            overcluster_k=50,
+            alpha=10.0,
+            ablation_num_epochs=20,
+        ),
+    },
+}
+
+
+def profile() -> str:
+    """The active profile, ``"quick"`` or ``"full"``, from ``$DCTUTOR_PROFILE``.
+
+    Unset or empty: ``"full"`` when CUDA is available, else ``"quick"``.
+    Any other value raises :class:`ValueError` naming the allowed ones.
+    """
+    value = os.environ.get("DCTUTOR_PROFILE", "").strip().lower()
+    if not value:
+        return "full" if torch.cuda.is_available() else "quick"
+    if value not in PROFILES:
+        raise ValueError(
+            f"DCTUTOR_PROFILE={os.environ['DCTUTOR_PROFILE']!r} is not a profile; "
+            f"use one of {', '.join(PROFILES)} (or leave it unset: full on a GPU, quick otherwise)"
+        )
+    return value
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def device(name: str | None = None) -> torch.device:
+    """The device to compute on: ``name`` or ``$DCTUTOR_DEVICE`` if given, else cuda, mps, cpu.
+
+    An explicitly requested device that is not available raises :class:`ValueError`
+    (never a silent fall-back to another device).
+    """
+    requested = name if name is not None else os.environ.get("DCTUTOR_DEVICE", "").strip()
+    if not requested:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(requested)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"device {requested!r} is not a torch device name; use cpu, cuda, cuda:N or mps"
+        ) from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r} was requested but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {requested!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif dev.type == "mps" and not _mps_available():
+        raise ValueError(f"device {requested!r} was requested but MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {requested!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def device_name(dev: torch.device | str | None = None) -> str:
+    """A human-readable name of the device: the GPU model, or the CPU with its thread count."""
+    dev = torch.device(dev) if dev is not None else device()
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return "Apple MPS"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed Python's, NumPy's and torch's generators (all devices). Returns ``seed``."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return seed
+
+
+def schedule(section: str | None = None, profile_name: str | None = None) -> dict:
+    """The schedule table of the active profile (a copy), or one chapter's ``section`` of it.
+
+    >>> schedule("sdae", "quick")["batch_size"]
+    256
+    """
+    name = profile_name if profile_name is not None else profile()
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
+    table = SCHEDULES[name]
+    if section is None:
+        return copy.deepcopy(table)
+    if section not in table:
+        raise ValueError(f"no schedule section {section!r}; sections are {', '.join(table)}")
+    return copy.deepcopy(table[section])
+
+
+@dataclass
+class Setup:
+    """What a chapter's setup cell chose: profile, device, seed and its schedule section."""
+
+    profile: str
+    device: torch.device
+    seed: int
+    schedule: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"profile : {self.profile}",
+            f"device  : {self.device} — {device_name(self.device)}",
+            f"seed    : {self.seed}",
+            f"torch   : {torch.__version__}",
+        ]
+        if self.schedule:
+            lines.append("schedule: " + ", ".join(f"{k}={v}" for k, v in self.schedule.items()))
+        return "\n".join(lines)
+
+
+def setup(section: str | None = None, seed: int = 0, verbose: bool = True) -> Setup:
+    """The preamble every chapter runs: pick profile and device, seed everything, print them.
+
+    ``section`` names the chapter's part of the schedule table (``"pca_ae"``, ``"sdae"``,
+    ``"dec"``, ``"iic"``); its entries are returned in ``Setup.schedule``.
+    """
+    chosen = Setup(
+        profile=profile(),
+        device=device(),
+        seed=seed_everything(seed),
+        schedule=schedule(section) if section else {},
+    )
+    if verbose:
+        print(chosen)
+    return chosen

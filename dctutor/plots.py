@@ -1,0 +1,145 @@
+"""The figures the chapters share, in one house style.
+
+Every chapter calls :func:`set_style` once (the setup cell does it) and uses
+:data:`DIGIT_COLORS` for anything coloured by class, so a "3" has the same colour everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.colors import ListedColormap
+
+from .metrics import align_labels
+
+# Ten distinguishable colours, one per class, used in every chapter.
+DIGIT_COLORS = sns.color_palette("tab10", 10)
+DIGIT_CMAP = ListedColormap(DIGIT_COLORS, name="dctutor_digits")
+
+
+def set_style() -> None:
+    """Seaborn's white-grid theme with the book's font sizes and figure defaults."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=DIGIT_COLORS)
+    plt.rcParams.update({
+        "figure.dpi": 100,
+        "savefig.dpi": 150,
+        "figure.figsize": (6.4, 4.0),
+        "axes.titlesize": "medium",
+        "image.cmap": "gray_r",
+    })
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def scatter_embedding(Z, labels, ax=None, title: str | None = None, centers=None,
+                      class_names: Sequence[str] | None = None, s: float = 4.0,
+                      legend: bool = True, alpha: float = 0.7):
+    """2-D points ``Z`` (N × 2) coloured by ``labels``; optional ``centers`` as black triangles."""
+    Z, labels = _np(Z), _np(labels).astype(int)
+    if Z.ndim != 2 or Z.shape[1] != 2:
+        raise ValueError(f"scatter_embedding needs N × 2 points, got shape {Z.shape}")
+    if len(Z) != len(labels):
+        raise ValueError(f"{len(Z)} points but {len(labels)} labels")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(Z[:, 0], Z[:, 1], c=[DIGIT_COLORS[k % 10] for k in labels], s=s, alpha=alpha,
+               linewidths=0, rasterized=True)
+    if centers is not None:
+        C = _np(centers)
+        ax.scatter(C[:, 0], C[:, 1], marker="^", c="black", s=90, edgecolors="white",
+                   linewidths=0.8, label="centres")
+    if legend:
+        names = class_names or [str(k) for k in range(10)]
+        handles = [plt.Line2D([], [], marker="o", ls="", color=DIGIT_COLORS[k], label=names[k])
+                   for k in sorted(set(labels.tolist())) if k < len(names)]
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  frameon=False, fontsize="small", markerscale=1.2)
+    ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def image_grid(rows: Sequence | np.ndarray | torch.Tensor, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, cell: float = 0.9, cmap: str = "gray_r",
+               title: str | None = None):
+    """A grid of 28 × 28 images: ``rows`` is a list of batches (each n × 784 or n × 28 × 28).
+
+    Returns the figure. A single tensor of shape R × C × 28 × 28 works too.
+    """
+    rows = [_np(r).reshape(len(r), 28, 28) for r in rows]
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (1.2 if row_labels else 0),
+                                                      cell * n_rows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(row):
+                ax.imshow(row[j], cmap=cmap, vmin=0, vmax=max(1.0, float(row[j].max())))
+            if j == 0 and row_labels:
+                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize="small")
+            if i == 0 and col_labels:
+                ax.set_title(col_labels[j], fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def confusion_matrix(y_true, y_pred, ax=None, class_names: Sequence[str] | None = None,
+                     normalize: bool = True, title: str | None = None):
+    """Heatmap of true class × predicted cluster, clusters renamed to their matched class.
+
+    Clusters are aligned with :func:`dctutor.metrics.align_labels`; rows are true classes and,
+    with ``normalize``, sum to 1.
+    """
+    t = _np(y_true).astype(int)
+    p = align_labels(t, y_pred)
+    k = int(max(t.max(), p.max())) + 1
+    counts = np.zeros((k, k))
+    np.add.at(counts, (t, p), 1)
+    if normalize:
+        counts = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.6))
+    names = list(class_names) if class_names else [str(i) for i in range(k)]
+    sns.heatmap(counts, ax=ax, cmap="Blues", vmin=0, vmax=1 if normalize else None,
+                annot=True, fmt=".2f" if normalize else ".0f", annot_kws={"fontsize": 7},
+                xticklabels=names, yticklabels=names, cbar=False, square=True)
+    ax.set_xlabel("cluster (matched to class)")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def training_curves(series: Mapping[str, Sequence[float]], ax=None, xlabel: str = "epoch",
+                    ylabel: str = "loss", logy: bool = False, title: str | None = None):
+    """Line plot of named series (e.g. ``{"train": h["train_loss"], "held-out": h["val_loss"]}``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    for name, values in series.items():
+        values = _np(values)
+        ax.plot(np.arange(1, len(values) + 1), values, label=name, lw=1.6)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return ax
