@@ -1,0 +1,406 @@
+"""Autoencoders: MLP autoencoders (chapter 1) and stacked denoising autoencoders (chapter 2).
+
+* :class:`MLPAutoencoder` — an encoder/decoder pair built from a list of layer sizes, with a
+  choice of hidden activation (``"elu"``, ``"relu"`` or ``None`` for the linear case) and output
+  activation (``"sigmoid"`` or ``None``). Chapter 1 compares it with PCA.
+* :func:`train_autoencoder` — the one trainer for every autoencoder in the book: data on the
+  device, minibatches by index, Adam or momentum SGD, a history of train / held-out loss.
+* :class:`DenoisingLayer`, :class:`StackedDenoisingAutoencoder`, :func:`pretrain_layerwise`,
+  :func:`finetune` — greedy layer-wise pretraining and end-to-end fine-tuning (chapter 2).
+* :func:`pretrained_stack` — load a trained stack from the cache, or train and save it, so
+  chapter 4 (DEC) starts from chapter 2's weights.
+
+Losses are mean squared errors **per input unit** (per pixel, inputs in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .training import History, batches, check_finite
+
+_ACTIVATIONS: dict[str | None, Callable[[], nn.Module]] = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "linear": nn.Identity,
+    "none": nn.Identity,
+    None: nn.Identity,
+}
+
+
+def activation(name: str | None) -> nn.Module:
+    """The activation module called ``name`` (``None``/``"linear"`` is the identity)."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _ACTIVATIONS:
+        choices = ", ".join(repr(k) for k in _ACTIVATIONS if k is not None)
+        raise ValueError(f"unknown activation {name!r}; choose one of {choices} or None")
+    return _ACTIVATIONS[key]()
+
+
+def _check_inputs(X: torch.Tensor, n_features: int, what: str = "X") -> None:
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"{what} must be a 2-D tensor N × {n_features}, got {shape}")
+    if X.shape[1] != n_features:
+        raise ValueError(f"{what} has {X.shape[1]} features but the model expects {n_features}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{what} is empty")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 1: MLP autoencoders
+
+
+def _mlp(sizes: Sequence[int], hidden: str | None, last: str | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        is_last = i == len(sizes) - 2
+        layers.append(activation(last if is_last else hidden))
+    return nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
+
+
+class MLPAutoencoder(nn.Module):
+    """An MLP autoencoder ``sizes[0] → … → sizes[-1] → … → sizes[0]`` (chapter 1).
+
+    Args:
+        sizes: encoder layer sizes, input first and code last, e.g. ``(784, 512, 128, 2)``;
+            the decoder mirrors them.
+        hidden: activation after every hidden layer (``"elu"``, ``"relu"``, or ``None`` for a
+            linear autoencoder).
+        output: activation of the reconstruction (``"sigmoid"`` for inputs in [0, 1], or
+            ``None``).
+        code: activation of the code layer (default ``None``: a linear bottleneck).
+
+    Shapes: ``encode`` N × sizes[0] → N × sizes[-1]; ``decode`` the reverse; ``forward`` is
+    ``decode(encode(x))``.
+    """
+
+    def __init__(self, sizes: Sequence[int] = (784, 512, 128, 2), hidden: str | None = "elu",
+                 output: str | None = "sigmoid", code: str | None = None):
+        super().__init__()
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
+        self.sizes = sizes
+        self.encoder = _mlp(sizes, hidden, code)
+        self.decoder = _mlp(sizes[::-1], hidden, output)
+
+    @property
+    def code_size(self) -> int:
+        return self.sizes[-1]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+@torch.no_grad()
+def reconstruction_error(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean squared error per input unit of ``model(X)`` against ``X``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=X.device)
+    for idx in batches(len(X), batch_size, device=X.device, shuffle=False):
+        xb = X[idx]
+        total += ((model(xb) - xb) ** 2).sum()
+    model.train(was_training)
+    return float(total / X.numel())
+
+
+@torch.no_grad()
+def encode(model: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """``model.encode`` over ``X`` in eval mode, in batches; returns N × code_size."""
+    was_training = model.training
+    model.eval()
+    parts = [model.encode(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+    model.train(was_training)
+    return torch.cat(parts)
+
+
+def _optimizer(params, name: str, lr: float, momentum: float, weight_decay: float):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose 'adam' or 'sgd'")
+
+
+def train_autoencoder(model: nn.Module, X: torch.Tensor, X_val: torch.Tensor | None = None, *,
+                      num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
+                      optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
+                      lr_step_epochs: int | None = None, lr_gamma: float = 0.1,
+                      seed: int = 0, desc: str = "autoencoder", progress: bool = True) -> History:
+    """Train ``model`` to reconstruct ``X`` (MSE per input unit); returns a :class:`History`.
+
+    ``X`` (N × D) and ``X_val`` stay on their device; minibatches are index slices. Whatever
+    the model does in training mode (dropout corruption in a :class:`DenoisingLayer`) happens in
+    ``model(xb)``; the target is always the clean ``xb``.
+
+    Args:
+        num_epochs, batch_size, lr: the schedule (from ``config.schedule``).
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+        lr_step_epochs: divide the learning rate by ``1 / lr_gamma`` every so many epochs.
+        seed: seeds the minibatch order.
+
+    History keys: ``epoch``, ``train_loss`` (mean over the epoch's batches), ``val_loss``
+    (held-out, eval mode; only with ``X_val``), ``lr``, ``seconds`` (cumulative).
+
+    Raises:
+        ValueError: inputs of the wrong shape or a bad schedule.
+        dctutor.training.TrainingDiverged: the loss became NaN or infinite.
+    """
+    n_features = next(p for p in model.parameters() if p.dim() == 2).shape[1]
+    _check_inputs(X, n_features)
+    if X_val is not None:
+        _check_inputs(X_val, n_features, "X_val")
+    if num_epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need num_epochs ≥ 1, batch_size ≥ 1, lr > 0; got "
+                         f"{num_epochs}, {batch_size}, {lr}")
+    opt = _optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    sched = (torch.optim.lr_scheduler.StepLR(opt, lr_step_epochs, lr_gamma)
+             if lr_step_epochs else None)
+    gen = torch.Generator().manual_seed(seed)
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(range(1, num_epochs + 1), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        total = torch.zeros((), device=X.device)
+        n_batches = 0
+        for idx in batches(len(X), batch_size, device=X.device, generator=gen):
+            xb = X[idx]
+            loss = nn.functional.mse_loss(model(xb), xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            n_batches += 1
+        train_loss = total / n_batches
+        check_finite(train_loss, f"{desc} training loss", step=epoch)
+        record = dict(epoch=epoch, train_loss=float(train_loss), lr=opt.param_groups[0]["lr"])
+        if X_val is not None:
+            record["val_loss"] = reconstruction_error(model, X_val)
+        record["seconds"] = time.perf_counter() - start
+        history.log(**record)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.endswith("loss")})
+        if sched is not None:
+            sched.step()
+    model.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 2: stacked denoising autoencoders
+
+
+class DenoisingLayer(nn.Module):
+    """One denoising autoencoder layer of a stack (chapter 2).
+
+    ``forward(x) = decode(encode(dropout(x)))`` in training mode: the input is corrupted by
+    dropout with probability ``dropout`` and the clean input is the target. ReLU follows the
+    encoder unless this is the innermost layer (the code stays linear) and follows the decoder
+    unless this is the outermost layer (the reconstruction of the data stays linear).
+
+    Shapes: ``encode`` N × n_in → N × n_out, ``decode`` N × n_out → N × n_in.
+    """
+
+    def __init__(self, n_in: int, n_out: int, dropout: float = 0.2, *,
+                 innermost: bool = False, outermost: bool = False):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.corrupt = nn.Dropout(dropout)
+        self.enc = nn.Linear(n_in, n_out)
+        self.dec = nn.Linear(n_out, n_in)
+        self.enc_act = nn.Identity() if innermost else nn.ReLU()
+        self.dec_act = nn.Identity() if outermost else nn.ReLU()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc_act(self.enc(x))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.dec_act(self.dec(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(self.corrupt(x)))
+
+
+class Encoder(nn.Module):
+    """The encoding half of a stack as a module of its own (shares the stack's parameters)."""
+
+    def __init__(self, layers: nn.ModuleList):
+        super().__init__()
+        self.layers = layers
+
+    @property
+    def out_features(self) -> int:
+        return self.layers[-1].enc.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer.encode(x)
+        return x
+
+
+class StackedDenoisingAutoencoder(nn.Module):
+    """A stack of :class:`DenoisingLayer` s, e.g. 784-500-500-2000-10 (chapter 2).
+
+    ``encode``/``decode``/``forward`` run the whole stack *without* corruption (fine-tuning and
+    use); ``layers[i]`` is the i-th denoising autoencoder for layer-wise pretraining;
+    ``encoder`` is the encoding half as a module, which DEC (chapter 4) trains further.
+    """
+
+    def __init__(self, dims: Sequence[int] = (784, 500, 500, 2000, 10), dropout: float = 0.2):
+        super().__init__()
+        dims = tuple(int(d) for d in dims)
+        if len(dims) < 2 or min(dims) < 1:
+            raise ValueError(f"dims must list at least two positive sizes, got {dims}")
+        self.dims, self.dropout = dims, float(dropout)
+        n = len(dims) - 1
+        self.layers = nn.ModuleList(
+            DenoisingLayer(dims[i], dims[i + 1], dropout, innermost=i == n - 1, outermost=i == 0)
+            for i in range(n)
+        )
+        self.encoder = Encoder(self.layers)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self.layers):
+            z = layer.decode(z)
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def pretrain_layerwise(model: StackedDenoisingAutoencoder, X: torch.Tensor, *,
+                       num_epochs: int, batch_size: int = 256, lr: float = 0.1,
+                       optimizer: str = "sgd", momentum: float = 0.9,
+                       lr_step_epochs: int | None = None, seed: int = 0,
+                       progress: bool = True) -> list[History]:
+    """Greedy layer-wise pretraining: each layer learns to denoise the codes of those below.
+
+    Layer ``i`` is trained as its own denoising autoencoder on ``encode_{<i}(X)`` (computed once,
+    without corruption, and kept on the device). Returns one :class:`History` per layer.
+    """
+    _check_inputs(X, model.dims[0])
+    histories = []
+    H = X
+    for i, layer in enumerate(model.layers):
+        h = train_autoencoder(layer, H, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
+                              optimizer=optimizer, momentum=momentum,
+                              lr_step_epochs=lr_step_epochs, seed=seed + i,
+                              desc=f"layer {i + 1}/{len(model.layers)} "
+                                   f"({model.dims[i]}→{model.dims[i + 1]})",
+                              progress=progress)
+        histories.append(h)
+        with torch.no_grad():
+            layer.eval()
+            H = torch.cat([layer.encode(H[j:j + 8192]) for j in range(0, len(H), 8192)])
+    return histories
+
+
+def finetune(model: StackedDenoisingAutoencoder, X: torch.Tensor,
+             X_val: torch.Tensor | None = None, **kwargs) -> History:
+    """Train the whole stack end to end, without corruption (the stack's ``forward`` has none).
+
+    Takes the keyword arguments of :func:`train_autoencoder`.
+    """
+    kwargs.setdefault("desc", "fine-tuning")
+    return train_autoencoder(model, X, X_val, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving and reusing a trained stack (chapter 2 → chapter 4)
+
+
+def save_stack(model: StackedDenoisingAutoencoder, path: str | Path, **meta) -> Path:
+    """Save the stack's weights with the dims and dropout it was built with."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"dims": model.dims, "dropout": model.dropout,
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "meta": meta}, path)
+    return path
+
+
+def load_stack(path: str | Path, device: torch.device | str = "cpu") -> StackedDenoisingAutoencoder:
+    """Rebuild a stack saved by :func:`save_stack` on ``device`` (eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved stack at {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = StackedDenoisingAutoencoder(blob["dims"], blob["dropout"])
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()
+
+
+def stack_path(dataset: str, profile: str, seed: int, schedule: dict) -> Path:
+    """Where the stack for ``(dataset, profile, seed)`` trained with ``schedule`` is cached.
+
+    The schedule's hash and the package version are part of the name, so changing either trains
+    a new stack rather than reusing a stale one.
+    """
+    from . import __version__
+    from .data import cache_dir
+
+    digest = hashlib.sha1(json.dumps(schedule, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_dir() / "models" / f"sdae-{dataset}-{profile}-seed{seed}-v{__version__}-{digest[:10]}.pt"
+
+
+def train_stack(X: torch.Tensor, schedule: dict, seed: int = 0, X_val: torch.Tensor | None = None,
+                progress: bool = True) -> tuple[StackedDenoisingAutoencoder, dict[str, object]]:
+    """Build a stack from ``schedule`` (the ``"sdae"`` section), pretrain it layer-wise, fine-tune.
+
+    Returns the model (eval mode, on ``X``'s device) and ``{"layers": [History, ...],
+    "finetune": History}``.
+    """
+    torch.manual_seed(seed)
+    model = StackedDenoisingAutoencoder(schedule["dims"], schedule["dropout"]).to(X.device)
+    common = dict(batch_size=schedule["batch_size"], lr=schedule["lr"],
+                  optimizer=schedule.get("optimizer", "sgd"), momentum=schedule["momentum"],
+                  seed=seed, progress=progress)
+    layers = pretrain_layerwise(model, X, num_epochs=schedule["layer_num_epochs"],
+                                lr_step_epochs=schedule.get("layer_lr_step_epochs"), **common)
+    tuned = finetune(model, X, X_val, num_epochs=schedule["finetune_num_epochs"],
+                     lr_step_epochs=schedule.get("finetune_lr_step_epochs"), **common)
+    return model.eval(), {"layers": layers, "finetune": tuned}
+
+
+def pretrained_stack(dataset: str, profile: str, seed: int, schedule: dict,
+                     X: torch.Tensor | None = None, device: torch.device | str | None = None,
+                     train: bool = True, progress: bool = True) -> StackedDenoisingAutoencoder:
+    """The stack chapter 2 trains for ``(dataset, profile, seed)``: from the cache, or trained now.
+
+    When no cached weights exist and ``train`` is true, trains on ``X`` (the dataset's inputs,
+    N × 784 on the device) with :func:`train_stack` and saves the result.
+    """
+    path = stack_path(dataset, profile, seed, schedule)
+    dev = device if device is not None else (X.device if X is not None else "cpu")
+    if path.is_file():
+        return load_stack(path, dev)
+    if not train:
+        raise FileNotFoundError(f"no cached stack for {dataset}/{profile}/seed {seed} at {path}; "
+                                "run chapter 2 or call with train=True")
+    if X is None:
+        raise ValueError("no cached stack: pass X (the training inputs) to train one")
+    model, _ = train_stack(X, schedule, seed=seed, progress=progress)
+    save_stack(model, path, dataset=dataset, profile=profile, seed=seed)
+    return model.to(dev)
