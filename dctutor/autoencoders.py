@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -330,38 +331,83 @@ def finetune(model: StackedDenoisingAutoencoder, X: torch.Tensor,
 # ---------------------------------------------------------------------------------------------
 # Saving and reusing a trained stack (chapter 2 → chapter 4)
 
+# The entries of the "sdae" schedule that :func:`train_stack` reads. Only these name the cached
+# weights: evaluation settings in the same section (the t-SNE size) can change without
+# retraining. Optional entries take the defaults below.
+_STACK_REQUIRED = ("dims", "batch_size", "lr", "layer_num_epochs", "finetune_num_epochs")
+_STACK_DEFAULTS = dict(dropout=0.2, optimizer="sgd", momentum=0.9, finetune_lr=None,
+                       layer_lr_step_epochs=None, finetune_lr_step_epochs=None)
+
+
+def stack_schedule(schedule: dict) -> dict:
+    """The training part of an ``"sdae"`` schedule, defaults filled in (what the cache is keyed by).
+
+    Raises :class:`ValueError` when a required entry (``dims``, ``batch_size``, ``lr``,
+    ``layer_num_epochs``, ``finetune_num_epochs``) is missing.
+    """
+    if not isinstance(schedule, dict):
+        raise ValueError(f"schedule must be a dict (config.schedule('sdae')), got {type(schedule).__name__}")
+    missing = [k for k in _STACK_REQUIRED if k not in schedule]
+    if missing:
+        raise ValueError(f"the stack's schedule lacks {', '.join(missing)}; "
+                         "pass config.schedule('sdae') or a dict with the same entries")
+    chosen = {k: schedule.get(k, default) for k, default in _STACK_DEFAULTS.items()}
+    chosen.update({k: schedule[k] for k in _STACK_REQUIRED})
+    chosen["dims"] = tuple(int(d) for d in chosen["dims"])
+    if chosen["finetune_lr"] is None:
+        chosen["finetune_lr"] = chosen["lr"]
+    return chosen
+
 
 def save_stack(model: StackedDenoisingAutoencoder, path: str | Path, **meta) -> Path:
-    """Save the stack's weights with the dims and dropout it was built with."""
+    """Save the stack's weights with the dims and dropout it was built with, and ``meta``.
+
+    ``meta`` holds plain values (numbers, strings, lists, dicts). The file is written under a
+    temporary name and renamed, so a reader never sees half a file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save({"dims": model.dims, "dropout": model.dropout,
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "meta": meta}, path)
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "meta": meta}, tmp)
+    os.replace(tmp, path)
     return path
+
+
+def _read_stack(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved stack at {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_stack(path: str | Path, device: torch.device | str = "cpu") -> StackedDenoisingAutoencoder:
     """Rebuild a stack saved by :func:`save_stack` on ``device`` (eval mode)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no saved stack at {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = _read_stack(path)
     model = StackedDenoisingAutoencoder(blob["dims"], blob["dropout"])
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval()
 
 
+def stack_info(path: str | Path) -> dict:
+    """The metadata saved with a stack: dataset, profile, seed, number of samples, the training
+    schedule and the loss histories (``{"layers": [...], "finetune": {...}}``)."""
+    return dict(_read_stack(path).get("meta", {}))
+
+
 def stack_path(dataset: str, profile: str, seed: int, schedule: dict) -> Path:
     """Where the stack for ``(dataset, profile, seed)`` trained with ``schedule`` is cached.
 
-    The schedule's hash and the package version are part of the name, so changing either trains
-    a new stack rather than reusing a stale one.
+    The folder is ``<cache_dir()>/models`` (``$DCTUTOR_CACHE`` or ``~/.cache/dctutor``). A hash
+    of the training entries of the schedule (:func:`stack_schedule`) and the package version are
+    part of the name, so changing either trains a new stack rather than reusing a stale one.
     """
     from . import __version__
     from .data import cache_dir
 
-    digest = hashlib.sha1(json.dumps(schedule, sort_keys=True, default=str).encode()).hexdigest()
+    key = json.dumps(stack_schedule(schedule), sort_keys=True, default=str)
+    digest = hashlib.sha1(key.encode()).hexdigest()
     return cache_dir() / "models" / f"sdae-{dataset}-{profile}-seed{seed}-v{__version__}-{digest[:10]}.pt"
 
 
@@ -369,19 +415,45 @@ def train_stack(X: torch.Tensor, schedule: dict, seed: int = 0, X_val: torch.Ten
                 progress: bool = True) -> tuple[StackedDenoisingAutoencoder, dict[str, object]]:
     """Build a stack from ``schedule`` (the ``"sdae"`` section), pretrain it layer-wise, fine-tune.
 
+    Reads ``dims``, ``dropout``, ``batch_size``, ``lr``, ``momentum``, ``optimizer``,
+    ``layer_num_epochs``, ``finetune_num_epochs`` and, if present, ``finetune_lr``,
+    ``layer_lr_step_epochs``, ``finetune_lr_step_epochs`` (see :func:`stack_schedule`).
+
     Returns the model (eval mode, on ``X``'s device) and ``{"layers": [History, ...],
-    "finetune": History}``.
+    "finetune": History, "pretrained": state_dict}``, the last a copy of the weights after
+    layer-wise pretraining and before fine-tuning.
     """
+    s = stack_schedule(schedule)
+    _check_inputs(X, s["dims"][0])
     torch.manual_seed(seed)
-    model = StackedDenoisingAutoencoder(schedule["dims"], schedule["dropout"]).to(X.device)
-    common = dict(batch_size=schedule["batch_size"], lr=schedule["lr"],
-                  optimizer=schedule.get("optimizer", "sgd"), momentum=schedule["momentum"],
+    model = StackedDenoisingAutoencoder(s["dims"], s["dropout"]).to(X.device)
+    common = dict(batch_size=s["batch_size"], optimizer=s["optimizer"], momentum=s["momentum"],
                   seed=seed, progress=progress)
-    layers = pretrain_layerwise(model, X, num_epochs=schedule["layer_num_epochs"],
-                                lr_step_epochs=schedule.get("layer_lr_step_epochs"), **common)
-    tuned = finetune(model, X, X_val, num_epochs=schedule["finetune_num_epochs"],
-                     lr_step_epochs=schedule.get("finetune_lr_step_epochs"), **common)
-    return model.eval(), {"layers": layers, "finetune": tuned}
+    layers = pretrain_layerwise(model, X, num_epochs=s["layer_num_epochs"], lr=s["lr"],
+                                lr_step_epochs=s["layer_lr_step_epochs"], **common)
+    pretrained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tuned = finetune(model, X, X_val, num_epochs=s["finetune_num_epochs"], lr=s["finetune_lr"],
+                     lr_step_epochs=s["finetune_lr_step_epochs"], **common)
+    return model.eval(), {"layers": layers, "finetune": tuned, "pretrained": pretrained}
+
+
+def _fingerprint(X: torch.Tensor) -> dict:
+    return {"n_samples": int(X.shape[0]), "data_sum": float(X.double().sum())}
+
+
+def cache_stack(model: StackedDenoisingAutoencoder, X: torch.Tensor, dataset: str, profile: str,
+                seed: int, schedule: dict, info: dict | None = None) -> Path:
+    """Save a stack trained on ``X`` where :func:`pretrained_stack` looks for it; returns the path.
+
+    ``info`` (the second value :func:`train_stack` returns) adds the loss histories to the file.
+    """
+    meta = dict(dataset=dataset, profile=profile, seed=int(seed),
+                schedule=json.loads(json.dumps(stack_schedule(schedule), default=str)),
+                **_fingerprint(X))
+    if info is not None:
+        meta["histories"] = {"layers": [dict(h) for h in info.get("layers", [])],
+                             "finetune": dict(info.get("finetune", {}))}
+    return save_stack(model, stack_path(dataset, profile, seed, schedule), **meta)
 
 
 def pretrained_stack(dataset: str, profile: str, seed: int, schedule: dict,
@@ -390,17 +462,28 @@ def pretrained_stack(dataset: str, profile: str, seed: int, schedule: dict,
     """The stack chapter 2 trains for ``(dataset, profile, seed)``: from the cache, or trained now.
 
     When no cached weights exist and ``train`` is true, trains on ``X`` (the dataset's inputs,
-    N × 784 on the device) with :func:`train_stack` and saves the result.
+    all of them, N × 784 on the device) with :func:`train_stack` and saves the result with
+    :func:`cache_stack`. When cached weights exist and ``X`` is given, ``X`` must be the data
+    they were trained on (same number of samples and pixel sum), else :class:`ValueError`.
     """
     path = stack_path(dataset, profile, seed, schedule)
     dev = device if device is not None else (X.device if X is not None else "cpu")
     if path.is_file():
+        if X is not None:
+            meta, seen = stack_info(path), _fingerprint(X)
+            if "n_samples" in meta and (
+                    meta["n_samples"] != seen["n_samples"]
+                    or abs(meta["data_sum"] - seen["data_sum"]) > 1e-6 * max(1.0, abs(seen["data_sum"]))):
+                raise ValueError(
+                    f"the cached stack at {path} was trained on {meta['n_samples']} samples of "
+                    f"{dataset!r}, but X holds {seen['n_samples']} samples that differ; pass the "
+                    "same inputs (data.load(name, 'all').inputs()) or delete the file to retrain")
         return load_stack(path, dev)
     if not train:
         raise FileNotFoundError(f"no cached stack for {dataset}/{profile}/seed {seed} at {path}; "
                                 "run chapter 2 or call with train=True")
     if X is None:
         raise ValueError("no cached stack: pass X (the training inputs) to train one")
-    model, _ = train_stack(X, schedule, seed=seed, progress=progress)
-    save_stack(model, path, dataset=dataset, profile=profile, seed=seed)
+    model, info = train_stack(X, schedule, seed=seed, progress=progress)
+    cache_stack(model, X, dataset, profile, seed, schedule, info)
     return model.to(dev)
