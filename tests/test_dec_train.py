@@ -94,7 +94,7 @@ def test_model_on_chapter_2_encoder():
 def test_encoder_output_size_must_match_the_centres():
     with pytest.raises(ValueError, match="outputs 3 features"):
         dec.DEC(Linear(5, 3), n_clusters=4, embedding_dim=2)
-    bare = nn.Linear(5, 3)                       # no out_features: told the wrong size
+    bare = nn.Sequential(nn.Linear(5, 3))        # no out_features attribute
     with pytest.raises(ValueError, match="embedding_dim"):
         dec.DEC(bare, n_clusters=4)
     model = dec.DEC(bare, n_clusters=4, embedding_dim=2)

@@ -12,7 +12,8 @@ For every page under ``book/`` in the built site this checks that
 
 The site is ``_build/html`` (``.ci/run`` builds it, then runs this file) or ``$DCTUTOR_SITE``.
 Chromium is found on the ``PATH`` (``chromium``, ``chromium-browser``, ``google-chrome``) or
-given by ``$DCTUTOR_CHROMIUM``. The test is skipped when either is missing, unless
+given by ``$DCTUTOR_CHROMIUM``. The test is skipped when either is missing, or when the site is
+older than ``_config.yml`` or ``_toc.yml`` (a stale build), unless
 ``DCTUTOR_REQUIRE_SITE_TEST=1`` (CI), which turns the skip into a failure.
 ``DCTUTOR_SITE_SCREENSHOTS=DIR`` saves a full-page PNG of every page into ``DIR``.
 
@@ -168,8 +169,8 @@ class Chromium:
     def close(self):
         try:
             self.send("Browser.close", timeout=5)
-        except Exception:
-            pass
+        except (DevToolsError, TimeoutError, OSError):
+            pass  # already gone: the kill below covers the rest
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -305,6 +306,9 @@ def browser():
     if not PAGES:
         _skip_or_fail(f"no built site at {SITE}: build the book first "
                       "(jupyter-book build .) or set DCTUTOR_SITE")
+    config_time = max((REPO / name).stat().st_mtime for name in ("_config.yml", "_toc.yml"))
+    if max(page.stat().st_mtime for page in PAGES) < config_time:
+        _skip_or_fail(f"the site at {SITE} is older than _config.yml or _toc.yml: rebuild it")
     exe = find_chromium()
     if exe is None:
         _skip_or_fail("no Chromium found (apt-get install chromium, or set DCTUTOR_CHROMIUM)")
