@@ -179,8 +179,8 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
           desc: str = "IIC") -> History:
     """Train ``model`` with IIC on images ``X`` (N × 784 or N × 1 × 28 × 28, on the model's device).
 
-    Every step takes a minibatch, repeats each image ``repeats`` times, draws an augmented twin
-    of every copy on the device, runs both views through the network in one pass and minimises
+    Every step takes a minibatch, draws ``repeats`` augmented twins of every image on the device,
+    runs the images and their twins through the network in one pass, and minimises
     the *mean over heads* of ``iic_loss(z, z′, alpha)`` with Adam. Averaging (rather than
     alternating heads epoch by epoch as the IIC paper does) lets one trunk forward/backward serve
     both heads, which halves the cost of a step.
@@ -188,8 +188,8 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
     Args:
         y: labels, only for monitoring: ACC and NMI of the main head on un-augmented images.
         augmentation: an :mod:`dctutor.augment` augmentation applied to the second view.
-        repeats: copies of each image per batch, each with its own augmentation: more pairs per
-            batch for the estimate of the joint distribution.
+        repeats: augmented twins per image, each paired with the image: more pairs per batch for
+            the estimate of the joint distribution, at the cost of one forward pass per twin.
         loss_fn: ``(p1, p2) -> loss`` to use instead of ``iic_loss`` (e.g. ``agreement_loss``).
         eval_every: evaluate every this many epochs (and always after the last); 0 for only the
             last.
@@ -236,18 +236,18 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
         steps = 0
         for idx in batches(X.shape[0], batch_size, device, generator=order_gen):
             x = X[idx]
-            if repeats > 1:
-                x = x.repeat(repeats, 1, 1, 1)
-            x_aug = augmentation(x, aug_gen)
-            outs = model(torch.cat([x, x_aug]))
             n = x.shape[0]
-            losses = torch.stack([loss_fn(z[:n], z[n:]) for z in outs])
+            # each image once as it is, and `repeats` augmented twins of it
+            x_aug = augmentation(x.repeat(repeats, 1, 1, 1) if repeats > 1 else x, aug_gen)
+            outs = model(torch.cat([x, x_aug]))              # one pass for both views
+            pairs = [(z[:n].repeat(repeats, 1) if repeats > 1 else z[:n], z[n:]) for z in outs]
+            losses = torch.stack([loss_fn(z1, z2) for z1, z2 in pairs])
             optimizer.zero_grad(set_to_none=True)
             losses.mean().backward()
             optimizer.step()
             loss_sum += losses.detach()
             with torch.no_grad():
-                P_sum += joint_distribution(outs[0][:n], outs[0][n:])
+                P_sum += joint_distribution(*pairs[0])
             steps += 1
 
         per_head = loss_sum / steps

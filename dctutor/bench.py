@@ -1,0 +1,281 @@
+"""Rerun any method of the book on any dataset and seed, and benchmark them all (chapter 6).
+
+Each runner takes the prepared inputs and the profile's schedules and returns a result
+``dict`` with ``acc``, ``nmi``, ``ari``, ``seconds`` (wall time of the whole method, training
+included) and ``train_samples_per_s`` (samples pushed through the training stages per second).
+They call the same package code the chapters call; nothing is reimplemented here.
+
+Data: the named dataset, ``all`` split (clustering is scored on the data it clusters, as in the
+DEC and IIC papers). In the ``quick`` profile at most :data:`QUICK_MAX_SAMPLES` images are used
+(a fixed, seed-independent random subset), so a quick run on full MNIST matches the embedded
+sample in size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import config, data, metrics
+
+METHODS = ("kmeans", "pca-kmeans", "ae-kmeans", "sdae-kmeans", "dec", "iic")
+QUICK_MAX_SAMPLES = 5000
+N_CLUSTERS = 10
+
+
+@dataclass
+class Prepared:
+    """One dataset on the device, shared by every method and seed of a benchmark."""
+
+    name: str
+    X: torch.Tensor          # N × 784 floats in [0, 1] on the device
+    y: np.ndarray            # N labels, only for scoring
+    profile: str
+    device: torch.device
+
+
+def prepare(dataset: str, profile: str, device: torch.device, download: bool = True) -> Prepared:
+    """Load ``dataset`` (``all`` split), cut it to the profile's size, put it on ``device``."""
+    ds = data.load(dataset, "all", download=download)
+    if profile == "quick" and len(ds) > QUICK_MAX_SAMPLES:
+        ds = ds.subset(QUICK_MAX_SAMPLES, seed=0)
+    return Prepared(dataset, ds.inputs(device), ds.labels.numpy(), profile, device)
+
+
+def _kmeans(Z: torch.Tensor, seed: int, n_init: int = 10) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    Z = Z.detach().cpu().double().numpy()
+    return KMeans(N_CLUSTERS, n_init=n_init, random_state=seed).fit_predict(Z)
+
+
+def _scores(y: np.ndarray, labels, seconds: float, samples: float = 0.0, **extra) -> dict:
+    out = metrics.evaluate(y, np.asarray(labels))
+    out["seconds"] = seconds
+    out["train_samples_per_s"] = samples / seconds if samples and seconds > 0 else None
+    out.update(extra)
+    return out
+
+
+# -- the runners --------------------------------------------------------------------------------
+
+
+def run_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
+    """k-means (10 restarts, k-means++) on raw pixels."""
+    t0 = time.perf_counter()
+    labels = _kmeans(p.X, seed)
+    return _scores(p.y, labels, time.perf_counter() - t0)
+
+
+def run_pca_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
+    """k-means on the first 10 principal components (chapter 1)."""
+    from .pca import PCA
+
+    t0 = time.perf_counter()
+    Z = PCA(N_CLUSTERS).fit(p.X).transform(p.X)
+    labels = _kmeans(Z, seed)
+    return _scores(p.y, labels, time.perf_counter() - t0)
+
+
+def run_ae_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
+    """k-means on the 10-D code of chapter 1's nonlinear autoencoder (784-512-128-10, ELU)."""
+    from . import autoencoders as ae
+
+    s = config.schedule("pca_ae", p.profile)
+    t0 = time.perf_counter()
+    config.seed_everything(seed)
+    model = ae.MLPAutoencoder((784, 512, 128, N_CLUSTERS), hidden="elu", output="sigmoid").to(p.device)
+    h = ae.train_autoencoder(model, p.X, num_epochs=s["num_epochs"], batch_size=s["batch_size"],
+                             lr=s["lr"], seed=seed, desc=f"AE seed {seed}")
+    labels = _kmeans(ae.encode(model, p.X), seed)
+    samples = len(h["epoch"]) * len(p.X)
+    return _scores(p.y, labels, time.perf_counter() - t0, samples)
+
+
+def _stack(p: Prepared, seed: int, cache: dict):
+    """Chapter 2's stack for this seed, trained once per (dataset, seed) and shared with DEC."""
+    from . import autoencoders as ae
+
+    key = ("stack", p.name, seed)
+    if key not in cache:
+        s = config.schedule("sdae", p.profile)
+        t0 = time.perf_counter()
+        model, hist = ae.train_stack(p.X, s, seed=seed)
+        seconds = time.perf_counter() - t0
+        epochs = sum(len(h["epoch"]) for h in hist["layers"]) + len(hist["finetune"]["epoch"])
+        cache[key] = (model, seconds, epochs * len(p.X))
+    return cache[key]
+
+
+def run_sdae_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
+    """k-means on the 10-D embedding of chapter 2's stacked denoising autoencoder."""
+    from . import autoencoders as ae
+
+    model, stack_seconds, samples = _stack(p, seed, cache)
+    t0 = time.perf_counter()
+    labels = _kmeans(ae.encode(model, p.X), seed)
+    seconds = stack_seconds + time.perf_counter() - t0
+    return _scores(p.y, labels, seconds, samples, pretrain_seconds=stack_seconds)
+
+
+def run_dec(p: Prepared, seed: int, cache: dict) -> dict:
+    """DEC (chapter 4) from chapter 2's stack; ``seconds`` counts the pretraining too."""
+    from . import dec
+
+    stack, stack_seconds, _ = _stack(p, seed, cache)
+    s = config.schedule("dec", p.profile)
+    keys = ("batch_size", "lr", "momentum", "update_interval", "tol", "max_steps",
+            "kmeans_restarts")
+    t0 = time.perf_counter()
+    model = dec.DEC(stack.encoder, N_CLUSTERS).to(p.device)
+    hist = dec.train_dec(model, p.X, None, seed=seed, desc=f"DEC seed {seed}",
+                         **{k: s[k] for k in keys if k in s})
+    labels = model.predict(p.X)
+    stage = time.perf_counter() - t0
+    samples = hist.steps * s["batch_size"]
+    return _scores(p.y, labels.cpu().numpy(), stack_seconds + stage, samples,
+                   pretrain_seconds=stack_seconds, dec_seconds=stage,
+                   dec_steps=hist.steps, stop_reason=hist.stop_reason)
+
+
+def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
+    """IIC (chapter 5): the two-head conv net, scored on its main 10-cluster head."""
+    from . import augment, iic
+
+    s = config.schedule("iic", p.profile)
+    t0 = time.perf_counter()
+    config.seed_everything(seed)
+    model = iic.ClusterNet(s.get("channels", (32, 64, 128, 256)), k=N_CLUSTERS,
+                           overcluster_k=s["overcluster_k"]).to(p.device)
+    images = p.X.reshape(-1, 1, 28, 28)
+    hist = iic.train(model, images, None, augmentation=augment.named(s.get("augmentation", "all")),
+                     num_epochs=s["num_epochs"], batch_size=s["batch_size"], lr=s["lr"],
+                     alpha=s["alpha"], repeats=s.get("repeats", 1), seed=seed,
+                     desc=f"IIC seed {seed}")
+    labels = iic.predict(model, images)[0]
+    samples = len(hist["epoch"]) * len(images) * s.get("repeats", 1) * 2
+    return _scores(p.y, labels.cpu().numpy(), time.perf_counter() - t0, samples)
+
+
+RUNNERS: dict[str, Callable[[Prepared, int, dict], dict]] = {
+    "kmeans": run_kmeans,
+    "pca-kmeans": run_pca_kmeans,
+    "ae-kmeans": run_ae_kmeans,
+    "sdae-kmeans": run_sdae_kmeans,
+    "dec": run_dec,
+    "iic": run_iic,
+}
+
+
+# -- running and summarising ----------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    import scipy
+    import sklearn
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "dctutor": __version__, "torch": torch.__version__,
+           "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
+    try:
+        import torchvision
+
+        out["torchvision"] = torchvision.__version__
+    except Exception:  # torchvision is optional for every runner
+        pass
+    return out
+
+
+def run(method: str, p: Prepared, seed: int, cache: dict | None = None) -> dict:
+    """One run of ``method`` with ``seed``: the result row written to JSON and the tables."""
+    if method not in RUNNERS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    config.seed_everything(seed)
+    result = RUNNERS[method](p, seed, cache if cache is not None else {})
+    return {"method": method, "dataset": p.name, "profile": p.profile, "seed": seed,
+            **result, "device": config.device_name(p.device), "versions": versions()}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (dataset, method): mean ± std of acc/nmi/ari, mean seconds and throughput."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    out = []
+    for (dataset, method), rs in groups.items():
+        row = {"dataset": dataset, "method": method, "profile": rs[0]["profile"], "runs": len(rs)}
+        for key in ("acc", "nmi", "ari", "seconds"):
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
+        tput = [r["train_samples_per_s"] for r in rs if r.get("train_samples_per_s")]
+        row["train_samples_per_s"] = float(np.mean(tput)) if tput else None
+        row["device"] = rs[0]["device"]
+        out.append(row)
+    return out
+
+
+def format_pm(mean: float, std: float, scale: float = 100.0) -> str:
+    """``91.2 ± 1.3`` (percent points by default)."""
+    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+
+
+def markdown_table(summary: list[dict]) -> str:
+    """The summary as a Markdown table (ACC/NMI/ARI in percent)."""
+    lines = ["| dataset | method | runs | ACC % | NMI % | ARI % | seconds / run | train samples/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in summary:
+        tput = f"{r['train_samples_per_s']:,.0f}" if r["train_samples_per_s"] else "–"
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['runs']} | {format_pm(r['acc_mean'], r['acc_std'])} | "
+            f"{format_pm(r['nmi_mean'], r['nmi_std'])} | {format_pm(r['ari_mean'], r['ari_std'])} | "
+            f"{r['seconds_mean']:.1f} | {tput} |")
+    return "\n".join(lines)
+
+
+def write_results(out_dir: str | Path, rows: list[dict], command: str) -> dict[str, Path]:
+    """Write ``runs.json`` (every run), ``summary.csv`` and ``summary.md`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(rows)
+    meta = {"command": command, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "device": rows[0]["device"] if rows else None, "versions": versions(),
+            "profile": rows[0]["profile"] if rows else None}
+    paths = {"json": out / "runs.json", "csv": out / "summary.csv", "md": out / "summary.md"}
+    paths["json"].write_text(json.dumps({"meta": meta, "runs": rows, "summary": summary},
+                                        indent=1, default=_jsonable))
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(summary[0]) if summary else ["dataset"])
+        writer.writeheader()
+        writer.writerows(summary)
+    versions_line = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    paths["md"].write_text(
+        f"Measured {meta['date']} on {meta['device']} with `{command}` "
+        f"(profile `{meta['profile']}`; {versions_line}).\n\n{markdown_table(summary)}\n")
+    return paths
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
