@@ -6,15 +6,187 @@ is adding two functions and one entry.
 
 Commands:
 
+* ``run METHOD --dataset NAME`` — rerun one method of the book over one or more seeds and print
+  ACC/NMI/ARI (:mod:`dctutor.bench`); ``--json PATH`` writes every run.
+* ``bench`` — every method over a few seeds on both datasets: a results table (CSV, Markdown,
+  JSON) with wall times and throughput, the source of the book's results chapter.
 * ``student-notebooks OUT_DIR`` — every chapter notebook with its solutions removed and its
   exercise cells blanked (:mod:`dctutor.student`).
+
+Bad input (an unknown method or dataset, ``--seeds 0``, a missing dataset, an unavailable
+device) exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
+
+
+class UsageError(Exception):
+    """Bad input found after parsing: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage dump), exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse's hook
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
+    return value
+
+
+def _resolve(profile_arg: str | None, device_arg: str | None):
+    """The profile and device a command runs with, or a :class:`UsageError`."""
+    from . import config
+
+    try:
+        profile = profile_arg or config.profile()
+        device = config.device(device_arg)
+    except ValueError as err:
+        raise UsageError(_one_line(err)) from None
+    return profile, device
+
+
+def _prepare(dataset: str, profile: str, device, download: bool):
+    from . import bench
+
+    try:
+        return bench.prepare(dataset, profile, device, download=download)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(_one_line(err)) from None
+
+
+# -- run --------------------------------------------------------------------------------------
+def add_run(subparsers) -> None:
+    from .bench import METHODS
+    from .data import NAMES
+
+    p = subparsers.add_parser(
+        "run", help="rerun one method on one dataset over one or more seeds",
+        description="Run METHOD on the whole of DATASET (at most 5,000 images in the quick "
+        "profile) and print ACC/NMI/ARI per seed and mean ± std over seeds.")
+    p.add_argument("method", metavar="METHOD", choices=METHODS,
+                   help="one of: " + ", ".join(METHODS))
+    p.add_argument("--dataset", required=True, choices=NAMES, metavar="NAME",
+                   help="one of: " + ", ".join(NAMES))
+    p.add_argument("--profile", choices=("quick", "full"),
+                   help="schedules to use (default: $DCTUTOR_PROFILE, else full on CUDA, quick otherwise)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_seed, default=None, help="one run with this seed (default 0)")
+    seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+                       help="N runs with seeds 0 … N-1")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every run to PATH")
+    p.add_argument("--no-download", action="store_true", help="fail rather than download a missing dataset")
+    p.set_defaults(func=cmd_run)
+
+
+def _summary_line(row: dict) -> str:
+    return (f"{row['method']:<11} {row['dataset']:<13} seed {row['seed']:<3} "
+            f"ACC {row['acc']:.4f}  NMI {row['nmi']:.4f}  ARI {row['ari']:.4f}  "
+            f"{row['seconds']:.1f} s  [{row['profile']}, {row['device']}]")
+
+
+def cmd_run(args) -> int:
+    from . import bench
+
+    profile, device = _resolve(args.profile, args.device)
+    seeds = list(range(args.seeds)) if args.seeds else [args.seed if args.seed is not None else 0]
+    prepared = _prepare(args.dataset, profile, device, not args.no_download)
+    rows, cache = [], {}
+    for seed in seeds:
+        row = bench.run(args.method, prepared, seed, cache)
+        rows.append(row)
+        print(_summary_line(row), flush=True)
+    if len(rows) > 1:
+        parts = []
+        for key in ("acc", "nmi", "ari"):
+            m, s = bench.mean_std([r[key] for r in rows])
+            parts.append(f"{key.upper()} {m:.4f} ± {s:.4f}")
+        print(f"{args.method} on {args.dataset}, {len(rows)} seeds: " + "  ".join(parts))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": args.command_line,
+                   "runs": rows, "summary": bench.summarise(rows)}
+        args.json.write_text(json.dumps(payload, indent=1, default=bench._jsonable))
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------
+def add_bench(subparsers) -> None:
+    from .bench import METHODS
+
+    p = subparsers.add_parser(
+        "bench", help="every method over a few seeds: a results table with times",
+        description="Run every method over a few seeds on MNIST and Fashion-MNIST and write "
+        "summary.csv, summary.md and runs.json (mean ± std of ACC/NMI/ARI, wall time per run, "
+        "training throughput, device and versions).")
+    p.add_argument("--profile", choices=("quick", "full"), help="as for run")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder (default: results/<profile>)")
+    p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+                   help="seeds per method (default: 2 in quick, 5 in full)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="M")
+    p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                   help="default: mnist-5k and fashion-mnist in quick, mnist and fashion-mnist in full")
+    p.add_argument("--device", default=None, help="as for run")
+    p.add_argument("--no-download", action="store_true", help="fail rather than download")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    from .data import NAMES
+
+    profile, device = _resolve(args.profile, args.device)
+    datasets = args.datasets or (["mnist-5k", "fashion-mnist"] if profile == "quick"
+                                 else ["mnist", "fashion-mnist"])
+    for name in datasets:
+        if name not in NAMES:
+            raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(NAMES)}")
+    n_seeds = args.seeds or (2 if profile == "quick" else 5)
+    out = args.out or Path("results") / profile
+    prepared = [_prepare(name, profile, device, not args.no_download) for name in datasets]
+    command = args.command_line
+    rows = []
+    for p in prepared:
+        cache: dict = {}
+        for method in args.methods:
+            for seed in range(n_seeds):
+                row = bench.run(method, p, seed, cache)
+                rows.append(row)
+                print(_summary_line(row), flush=True)
+    paths = bench.write_results(out, rows, command)
+    print(bench.markdown_table(bench.summarise(rows)))
+    print("wrote " + ", ".join(str(v) for v in paths.values()))
+    return 0
 
 
 # -- student-notebooks ------------------------------------------------------------------------
@@ -50,11 +222,11 @@ def cmd_student_notebooks(args) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-COMMANDS = [add_student_notebooks]
+COMMANDS = [add_run, add_bench, add_student_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dctutor", description="The command line of the book 'Deep clustering, from PCA "
         "to IIC'.")
     from . import __version__
@@ -67,5 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    args.command_line = "python -m dctutor " + shlex.join(argv)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"dctutor {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -368,7 +368,8 @@ class DECHistory(_History):
         step 0 over the whole dataset), ``kl`` (whole-dataset KL against the fresh target),
         ``label_change`` (fraction of points whose label changed since the previous refresh; at
         step 0 against the k-means labels), ``sizes`` (K counts), ``size_entropy``,
-        ``largest`` (fraction in the largest cluster), ``nonempty``, ``collapsed``,
+        ``largest`` (fraction in the largest cluster), ``nonempty``, ``alive`` (clusters of
+        at least ``dead_fraction`` · N/K points), ``collapsed``,
         ``seconds``; ``acc`` and ``nmi`` when labels were given.
 
     Attributes:
@@ -403,6 +404,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
               batch_size: int = 256, lr: float = 0.01, momentum: float = 0.9,
               update_interval: int = 140, tol: float = 0.001, max_steps: int = 20000,
               kmeans_restarts: int = 20, init: bool = True, collapse_fraction: float = 0.9,
+              dead_fraction: float = 0.1,
               hand_gradient: bool = False, seed: int = 0, eval_batch_size: int = 8192,
               progress: bool = True, desc: str = "DEC") -> DECHistory:
     """Train DEC on X (N × D, on the device): k-means init, then KL(P‖Q) with periodic targets.
@@ -415,10 +417,12 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
        that fixed p, into the encoder and the centres. ``hand_gradient`` backpropagates through
        chapter 3's hand-derived gradient (:func:`kl_loss_hand`) instead of autograd's.
 
-    Collapse guard: at every refresh the cluster sizes are checked. When the largest cluster
-    holds at least ``collapse_fraction`` of the points, or fewer than K clusters are non-empty,
-    the run is *collapsed*: a :class:`ClusterCollapseWarning` says so (once per run), and if the
-    labels then stop changing the run stops with ``stop_reason = "collapsed"`` — never
+    Collapse guard: at every refresh the cluster sizes are checked. A cluster is *alive* when it
+    holds at least ``dead_fraction`` of an equal share (N/K points); a cluster of a handful of
+    points is as dead as an empty one. When the largest cluster holds at least
+    ``collapse_fraction`` of the points, or fewer than K clusters are alive, the run is
+    *collapsed*: a :class:`ClusterCollapseWarning` says so (once per run), and if the labels
+    then stop changing the run stops with ``stop_reason = "collapsed"`` — never
     ``"converged"``.
 
     Labels ``y`` (N,) are only scored (ACC, NMI in the history); they never touch training.
@@ -440,12 +444,15 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                          f"0 ≤ tol < 1; got {batch_size}, {update_interval}, {max_steps}, {lr}, {tol}")
     if not 0 < collapse_fraction <= 1:
         raise ValueError(f"collapse_fraction must be in (0, 1], got {collapse_fraction}")
+    if not 0 <= dead_fraction < 1:
+        raise ValueError(f"dead_fraction must be in [0, 1), got {dead_fraction}")
     y_np = None
     if y is not None:
         y_np = torch.as_tensor(y).detach().cpu().numpy()
         if y_np.shape != (len(X),):
             raise ValueError(f"y must hold one label per point ({len(X)}), got shape {y_np.shape}")
     N = len(X)
+    min_alive = max(1, math.ceil(dead_fraction * N / K))   # smallest size of a live cluster
     start = _time.perf_counter()
 
     if init:
@@ -482,11 +489,12 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
             sizes_list = sizes.cpu().tolist()
             largest = max(sizes_list) / N
             nonempty = sum(s > 0 for s in sizes_list)
-            collapsed = largest >= collapse_fraction or nonempty < K
+            alive = sum(s >= min_alive for s in sizes_list)
+            collapsed = largest >= collapse_fraction or alive < K
             record = dict(step=step, loss=float(summary[0]), kl=float(summary[1]),
                           label_change=float(summary[2]), sizes=sizes_list,
                           size_entropy=float(summary[3]), largest=largest, nonempty=nonempty,
-                          collapsed=collapsed)
+                          alive=alive, collapsed=collapsed)
             if y_np is not None:
                 pred = labels.cpu().numpy()
                 record.update(acc=metrics.cluster_acc(y_np, pred), nmi=metrics.nmi(y_np, pred))
@@ -499,8 +507,9 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                 warned = True
                 _warnings.warn(ClusterCollapseWarning(
                     f"{desc}: clusters collapsed at step {step} — the largest cluster holds "
-                    f"{largest:.1%} of the points and {nonempty} of {K} clusters are non-empty "
-                    f"(cluster-size entropy {record['size_entropy']:.3f} of 1). A frozen collapsed "
+                    f"{largest:.1%} of the points, {nonempty} of {K} clusters are non-empty and "
+                    f"{alive} of {K} hold at least {min_alive} points (cluster-size entropy "
+                    f"{record['size_entropy']:.3f}; 1 means equal sizes). A frozen collapsed "
                     "state is not convergence: lower the learning rate, refresh the target less "
                     "often, or pretrain the encoder longer."), stacklevel=2)
             if prev is not None and step > 0 and record["label_change"] < tol:

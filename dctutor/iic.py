@@ -136,7 +136,11 @@ class ClusterNet(nn.Module):
             blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
                        nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c_in = c_out
-        self.trunk = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.trunk = nn.Sequential(*blocks, nn.Flatten())
+        side = 28
+        for _ in channels:
+            side //= 2
+        c_in = c_in * side * side
         sizes = (k, overcluster_k) if overcluster_k else (k,)
         self.heads = nn.ModuleList(nn.Linear(c_in, s) for s in sizes)
         self.head_names = ("main", "over")[:len(sizes)]
