@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +94,7 @@ class MLPAutoencoder(nn.Module):
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must list at least two positive layer sizes, got {sizes}")
         self.sizes = sizes
+        self.activations = dict(hidden=hidden, output=output, code=code)
         self.encoder = _mlp(sizes, hidden, code)
         self.decoder = _mlp(sizes[::-1], hidden, output)
 
@@ -108,6 +110,27 @@ class MLPAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def init_output_bias(self, X: torch.Tensor, eps: float = 1e-3) -> "MLPAutoencoder":
+        """Start the decoder at the mean of ``X``: its last bias becomes the mean input.
+
+        Through a sigmoid output the bias is ``logit(mean)`` (the mean clipped to
+        ``[eps, 1 - eps]``). The network then begins where PCA with zero components is, instead
+        of at a grey image, and spends its first steps on the digits rather than on the
+        background. Returns ``self``.
+        """
+        _check_inputs(X, self.sizes[0])
+        last = [m for m in self.decoder if isinstance(m, nn.Linear)][-1]
+        mean = X.mean(dim=0).to(device=last.bias.device, dtype=last.bias.dtype)
+        out = self.activations["output"]
+        out = out.lower() if isinstance(out, str) else out
+        if out == "sigmoid":
+            mean = torch.logit(mean.clamp(eps, 1 - eps))
+        elif out not in (None, "linear", "none"):
+            raise ValueError(f"init_output_bias knows sigmoid and linear outputs, not {out!r}")
+        last.bias.copy_(mean)
+        return self
 
 
 @torch.no_grad()
@@ -145,6 +168,7 @@ def train_autoencoder(model: nn.Module, X: torch.Tensor, X_val: torch.Tensor | N
                       num_epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
                       optimizer: str = "adam", momentum: float = 0.9, weight_decay: float = 0.0,
                       lr_step_epochs: int | None = None, lr_gamma: float = 0.1,
+                      lr_schedule: str | None = None,
                       seed: int = 0, desc: str = "autoencoder", progress: bool = True) -> History:
     """Train ``model`` to reconstruct ``X`` (MSE per input unit); returns a :class:`History`.
 
@@ -156,6 +180,9 @@ def train_autoencoder(model: nn.Module, X: torch.Tensor, X_val: torch.Tensor | N
         num_epochs, batch_size, lr: the schedule (from ``config.schedule``).
         optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         lr_step_epochs: divide the learning rate by ``1 / lr_gamma`` every so many epochs.
+        lr_schedule: ``None`` (constant, or stepped by ``lr_step_epochs``) or ``"cosine"``: the
+            learning rate falls from ``lr`` to 0 along half a cosine, step by step, over the
+            whole run (chapter 1 uses it to let Adam settle on the optimum).
         seed: seeds the minibatch order.
 
     History keys: ``epoch``, ``train_loss`` (mean over the epoch's batches), ``val_loss``
@@ -172,9 +199,18 @@ def train_autoencoder(model: nn.Module, X: torch.Tensor, X_val: torch.Tensor | N
     if num_epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need num_epochs ≥ 1, batch_size ≥ 1, lr > 0; got "
                          f"{num_epochs}, {batch_size}, {lr}")
+    if lr_schedule not in (None, "cosine"):
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; use None or 'cosine'")
+    if lr_schedule == "cosine" and lr_step_epochs:
+        raise ValueError("give either lr_step_epochs or lr_schedule='cosine', not both")
     opt = _optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
     sched = (torch.optim.lr_scheduler.StepLR(opt, lr_step_epochs, lr_gamma)
              if lr_step_epochs else None)
+    step_sched = None
+    if lr_schedule == "cosine":
+        total_steps = num_epochs * math.ceil(len(X) / batch_size)
+        step_sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps)))
     gen = torch.Generator().manual_seed(seed)
     history = History()
     start = time.perf_counter()
@@ -189,6 +225,8 @@ def train_autoencoder(model: nn.Module, X: torch.Tensor, X_val: torch.Tensor | N
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if step_sched is not None:
+                step_sched.step()
             total += loss.detach()
             n_batches += 1
         train_loss = total / n_batches

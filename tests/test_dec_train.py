@@ -133,7 +133,7 @@ def test_training_converges_on_separated_blobs_and_records_why():
     assert h["acc"][-1] == 1.0 and h["nmi"][-1] == pytest.approx(1.0)
     n = len(h["step"])
     for key in ("loss", "kl", "label_change", "sizes", "size_entropy", "largest", "nonempty",
-                "collapsed", "acc", "nmi", "seconds"):
+                "alive", "collapsed", "acc", "nmi", "seconds"):
         assert len(h[key]) == n, key
     assert all(sum(s) == len(X) for s in h["sizes"])
     assert torch.equal(h.labels, model.predict(X))
@@ -186,12 +186,23 @@ def test_same_seed_same_run():
 
 # --- the collapse guard --------------------------------------------------------------------------
 
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+        self.out_features = 2
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def collapsing_run(**kwargs):
-    """Blobs, a random encoder and a huge learning rate: everything ends in one cluster."""
+    """Four blobs, a small ReLU encoder, a far too large learning rate, a target refreshed every
+    other step: clusters die and the labels freeze."""
     X, y = blobs(n_per=100, k=4, spread=1.0)
     torch.manual_seed(0)
-    model = dec.DEC(Linear(), n_clusters=4)
-    return dec.train_dec(model, X, y, **{**FAST, "lr": 50.0, "update_interval": 2, **kwargs})
+    model = dec.DEC(MLP(), n_clusters=4)
+    return dec.train_dec(model, X, y, **{**FAST, "lr": 5.0, "update_interval": 2, **kwargs})
 
 
 def test_collapse_is_flagged_and_never_reported_as_convergence():
@@ -199,10 +210,20 @@ def test_collapse_is_flagged_and_never_reported_as_convergence():
         h = collapsing_run()
     assert h.collapsed and h["collapsed"][-1]
     assert h.stop_reason == "collapsed" and not h.converged
-    assert h["largest"][-1] >= 0.9 or h["nonempty"][-1] < 4
+    assert h["alive"][-1] < 4
     assert h["size_entropy"][-1] < h["size_entropy"][0]
     # a naive rule (labels stopped changing) would have called this a success
     assert h["label_change"][-1] < 0.001
+
+
+def test_one_cluster_holding_everything_is_a_collapse():
+    X, _ = blobs(n_per=50, k=2)
+    model = dec.DEC(Linear(identity=True), n_clusters=2)
+    model.set_centers(torch.tensor([[0.0, 0.0], [100.0, 100.0]]))
+    with pytest.warns(dec.ClusterCollapseWarning, match="largest cluster holds 100.0%"):
+        h = dec.train_dec(model, X, init=False, **{**FAST, "lr": 1e-6, "max_steps": 10})
+    assert h["largest"] == [1.0, 1.0] and h["size_entropy"][0] == 0.0
+    assert h.stop_reason == "collapsed" and h.steps == 5
 
 
 def test_collapse_warning_is_issued_once_and_can_be_an_error():
@@ -216,13 +237,20 @@ def test_collapse_warning_is_issued_once_and_can_be_an_error():
             collapsing_run()
 
 
-def test_fewer_nonempty_clusters_than_k_is_a_collapse():
+def test_empty_or_nearly_empty_clusters_are_dead():
     X, _ = blobs(n_per=50, k=2)
     model = dec.DEC(Linear(identity=True), n_clusters=3)
-    model.set_centers(torch.tensor([[4.0, 0.0], [-2.0, 3.5], [100.0, 100.0]]))
+    far = [[4.0, 0.0], [-2.0, 3.5], [100.0, 100.0]]
+    model.set_centers(torch.tensor(far))
     with pytest.warns(dec.ClusterCollapseWarning, match="2 of 3 clusters are non-empty"):
         h = dec.train_dec(model, X, init=False, **{**FAST, "lr": 1e-6, "max_steps": 10})
-    assert h["nonempty"][0] == 2 and h.stop_reason == "collapsed"
+    assert h["nonempty"][0] == 2 and h["alive"][0] == 2 and h.stop_reason == "collapsed"
+    # one point alone in a cluster: non-empty, but not alive (fewer than 10 % of N/K = 4 points)
+    X1 = torch.cat([X, torch.tensor([[100.0, 100.0]])])
+    model.set_centers(torch.tensor(far))
+    with pytest.warns(dec.ClusterCollapseWarning, match="2 of 3 hold at least 4 points"):
+        h = dec.train_dec(model, X1, init=False, **{**FAST, "lr": 1e-6, "max_steps": 10})
+    assert h["nonempty"][0] == 3 and h["alive"][0] == 2 and h.stop_reason == "collapsed"
 
 
 def test_healthy_run_gives_no_warning():
@@ -264,7 +292,8 @@ def test_non_finite_embeddings_are_caught_before_kmeans():
 
 @pytest.mark.parametrize("bad", [dict(lr=0.0), dict(update_interval=0), dict(tol=1.5),
                                  dict(batch_size=0), dict(collapse_fraction=0.0),
-                                 dict(max_steps=-1), dict(kmeans_restarts=0)])
+                                 dict(max_steps=-1), dict(kmeans_restarts=0),
+                                 dict(dead_fraction=1.0)])
 def test_bad_schedule_raises(bad):
     X, _ = blobs()
     with pytest.raises(ValueError):
