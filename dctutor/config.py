@@ -31,12 +31,19 @@ SCHEDULES: dict[str, dict[str, dict]] = {
         # Chapter 1: PCA against linear and nonlinear autoencoders.
         "pca_ae": dict(
             dataset="mnist-5k",
-            batch_size=128,
-            lr=1e-3,
-            num_epochs=60,
-            linear_num_epochs=150,
+            max_k=50,                  # PCA error curve for k = 1 … max_k
+            linear_code=2,             # the linear autoencoder's bottleneck
+            linear_batch_size=128,
             linear_lr=3e-3,
-            max_k=50,
+            linear_num_epochs=80,
+            hidden=(512, 128),         # 784-512-128-code-128-512-784, ELU, sigmoid output
+            codes=(2, 10),
+            batch_size=128,
+            lr=2e-3,
+            num_epochs=25,
+            lr_schedule="cosine",      # both autoencoders: Adam, lr decayed to 0 along a cosine
+            kmeans_n_init=10,
+            scatter_points=1000,
         ),
         # Chapter 2: stacked denoising autoencoder.
         "sdae": dict(
@@ -65,23 +72,39 @@ SCHEDULES: dict[str, dict[str, dict]] = {
         # Chapter 5: IIC.
         "iic": dict(
             dataset="mnist-5k",
-            batch_size=500,
-            lr=1e-4,
-            num_epochs=30,
+            channels=(16, 32, 64),      # a small trunk: the 3 x 3 x 64 map feeds the heads
+            augmentation="all",
+            batch_size=100,
+            lr=2e-3,
+            num_epochs=12,
+            alpha=1.0,                  # small batches: see "The entropy weight" in chapter 5
             overcluster_k=50,
-            alpha=10.0,
-            ablation_num_epochs=10,
+            repeats=1,
+            eval_every=1,
+            kmeans_n_init=10,
+            collapse_subset=2000,
+            collapse_num_epochs=2,
+            ablation_subset=2000,
+            ablation_num_epochs=5,
+            ablation_alphas=(1.0, 10.0),
         ),
     },
     "full": {
         "pca_ae": dict(
             dataset="mnist",
-            batch_size=128,
-            lr=1e-3,
-            num_epochs=25,
-            linear_num_epochs=40,
-            linear_lr=3e-3,
             max_k=50,
+            linear_code=2,
+            linear_batch_size=128,
+            linear_lr=3e-3,
+            linear_num_epochs=10,
+            hidden=(512, 128),
+            codes=(2, 10),
+            batch_size=256,
+            lr=3e-3,
+            num_epochs=25,
+            lr_schedule="cosine",
+            kmeans_n_init=10,
+            scatter_points=5000,
         ),
         "sdae": dict(
             dataset="mnist",
@@ -107,12 +130,21 @@ SCHEDULES: dict[str, dict[str, dict]] = {
         ),
         "iic": dict(
             dataset="mnist",
+            channels=(32, 64, 128, 256),  # the source's trunk: 1 x 1 x 256 after four poolings
+            augmentation="all",
             batch_size=1000,
-            lr=1e-4,
-            num_epochs=100,
+            lr=1e-3,
+            num_epochs=60,
+            alpha=10.0,                   # the source's weight, with its batches of 1000
             overcluster_k=50,
-            alpha=10.0,
-            ablation_num_epochs=20,
+            repeats=1,
+            eval_every=5,
+            kmeans_n_init=10,
+            collapse_subset=10000,
+            collapse_num_epochs=2,
+            ablation_subset=20000,
+            ablation_num_epochs=10,
+            ablation_alphas=(1.0, 10.0),
         ),
     },
 }

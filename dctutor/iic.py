@@ -32,7 +32,10 @@ from . import metrics
 from .augment import Augmentation, as_images
 from .training import History, batches, check_finite
 
-EPS = 1e-7  # floor on the joint distribution's entries, as in the reference implementations
+# Floor on the joint distribution's entries, so that log P stays finite. The source used 1e-7;
+# with 50 clusters its 2,450 empty off-diagonal cells then shift the loss by about 4e-3 nats,
+# so we floor lower: at 1e-10 the shift stays below 1e-5 nats.
+EPS = 1e-10
 
 __all__ = ["EPS", "joint_distribution", "iic_loss", "agreement_loss", "ClusterNet", "predict", "train",
            "entropy", "mutual_information"]
