@@ -94,10 +94,12 @@ def run_ae_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
     s = config.schedule("pca_ae", p.profile)
     t0 = time.perf_counter()
     config.seed_everything(seed)
-    model = ae.MLPAutoencoder((784, 512, 128, N_CLUSTERS), hidden="elu", output="sigmoid").to(p.device)
+    sizes = (784, *s.get("hidden", (512, 128)), N_CLUSTERS)
+    model = ae.MLPAutoencoder(sizes, hidden="elu", output="sigmoid").to(p.device)
     h = ae.train_autoencoder(model, p.X, num_epochs=s["num_epochs"], batch_size=s["batch_size"],
-                             lr=s["lr"], seed=seed, desc=f"AE seed {seed}")
-    labels = _kmeans(ae.encode(model, p.X), seed)
+                             lr=s["lr"], lr_schedule=s.get("lr_schedule"), seed=seed,
+                             desc=f"AE seed {seed}")
+    labels = _kmeans(ae.encode(model, p.X), seed, s.get("kmeans_n_init", 10))
     samples = len(h["epoch"]) * len(p.X)
     return _scores(p.y, labels, time.perf_counter() - t0, samples)
 
@@ -160,7 +162,7 @@ def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
     images = p.X.reshape(-1, 1, 28, 28)
     hist = iic.train(model, images, None, augmentation=augment.named(s.get("augmentation", "all")),
                      num_epochs=s["num_epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                     alpha=s["alpha"], repeats=s.get("repeats", 1), seed=seed,
+                     alpha=s["alpha"], repeats=s.get("repeats", 1), eval_every=0, seed=seed,
                      desc=f"IIC seed {seed}")
     labels = iic.predict(model, images)[0]
     samples = len(hist["epoch"]) * len(images) * s.get("repeats", 1) * 2
