@@ -63,13 +63,30 @@ SCHEDULES: dict[str, dict[str, dict]] = {
         "dec": dict(
             dataset="mnist-5k",
             batch_size=256,
-            lr=0.01,
+            lr=0.05,                  # 5x the reference: a few hundred steps instead of thousands
             momentum=0.9,
-            update_interval=20,
+            update_interval=20,       # one epoch of the sample between target refreshes
             tol=0.001,
-            max_steps=2000,
+            max_steps=600,
             kmeans_restarts=20,
             seeds=1,
+            collapse_fraction=0.9,    # the guard: one cluster holding this share is a collapse,
+            dead_fraction=0.1,        # and so is a cluster under this share of N/K points
+            tsne_points=1000,
+            # Fashion-MNIST (section "Fashion-MNIST"): a subset and a shorter stack schedule
+            fashion_subset=3000,
+            fashion_layer_num_epochs=2,
+            fashion_finetune_num_epochs=16,
+            # "When DEC fails": sources.md section 4, on the same Fashion-MNIST points
+            collapse_dims=(784, 32, 32, 256, 10),
+            collapse_pretrain_epochs=10,
+            collapse_pretrain_lr=1.0,       # SGD, momentum as above
+            collapse_lr=1.0,
+            collapse_update_interval=10,
+            collapse_max_steps=600,
+            fixed_pretrain_optimizer="adam",
+            fixed_pretrain_lr=1e-3,
+            fixed_pretrain_epochs=50,
         ),
         # Chapter 5: IIC.
         "iic": dict(
@@ -124,13 +141,28 @@ SCHEDULES: dict[str, dict[str, dict]] = {
         "dec": dict(
             dataset="mnist",
             batch_size=256,
-            lr=0.01,
+            lr=0.01,                  # the reference implementation's DEC stage, unchanged
             momentum=0.9,
             update_interval=140,
             tol=0.001,
             max_steps=20000,
             kmeans_restarts=20,
             seeds=5,
+            collapse_fraction=0.9,
+            dead_fraction=0.1,
+            tsne_points=2000,
+            fashion_subset=None,      # all 70,000
+            fashion_layer_num_epochs=30,
+            fashion_finetune_num_epochs=200,
+            collapse_dims=(784, 32, 32, 256, 10),
+            collapse_pretrain_epochs=10,
+            collapse_pretrain_lr=1.0,
+            collapse_lr=1.0,
+            collapse_update_interval=10,
+            collapse_max_steps=5000,
+            fixed_pretrain_optimizer="adam",
+            fixed_pretrain_lr=1e-3,
+            fixed_pretrain_epochs=50,
         ),
         "iic": dict(
             dataset="mnist",

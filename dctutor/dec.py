@@ -233,7 +233,7 @@ def size_entropy(sizes: torch.Tensor) -> torch.Tensor:
     f = sizes.double() / sizes.sum().clamp_min(1)
     if sizes.numel() == 1:
         return torch.zeros((), dtype=torch.float64, device=sizes.device)
-    return -torch.xlogy(f, f).sum() / math.log(sizes.numel())
+    return -torch.xlogy(f, f).sum() / math.log(sizes.numel()) + 0.0   # + 0.0: no "-0.000"
 
 
 class DEC(_nn.Module):
@@ -370,7 +370,7 @@ class DECHistory(_History):
         step 0 against the k-means labels), ``sizes`` (K counts), ``size_entropy``,
         ``largest`` (fraction in the largest cluster), ``nonempty``, ``alive`` (clusters of
         at least ``dead_fraction`` · N/K points), ``collapsed``,
-        ``seconds``; ``acc`` and ``nmi`` when labels were given.
+        ``seconds``; ``acc``, ``nmi`` and ``ari`` when labels were given.
 
     Attributes:
         stop_reason: ``"converged"`` (fewer than ``tol`` of the labels changed), ``"collapsed"``
@@ -425,7 +425,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
     then stop changing the run stops with ``stop_reason = "collapsed"`` — never
     ``"converged"``.
 
-    Labels ``y`` (N,) are only scored (ACC, NMI in the history); they never touch training.
+    Labels ``y`` (N,) are only scored (ACC, NMI, ARI in the history); they never touch training.
 
     Returns:
         a :class:`DECHistory`; the model is left in evaluation mode.
@@ -497,7 +497,8 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                           alive=alive, collapsed=collapsed)
             if y_np is not None:
                 pred = labels.cpu().numpy()
-                record.update(acc=metrics.cluster_acc(y_np, pred), nmi=metrics.nmi(y_np, pred))
+                record.update(acc=metrics.cluster_acc(y_np, pred), nmi=metrics.nmi(y_np, pred),
+                              ari=metrics.ari(y_np, pred))
             record["seconds"] = _time.perf_counter() - start
             history.log(**record)
             if bar is not None:
