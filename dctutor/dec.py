@@ -202,6 +202,7 @@ __all__ += [
     "DEC",
     "DECHistory",
     "kmeans_init",
+    "contingency_scores",
     "train_dec",
 ]
 
@@ -295,7 +296,7 @@ class DEC(_nn.Module):
         return soft_assign(self.embed(x), self.centers, self.alpha)
 
     @torch.no_grad()
-    def embed_all(self, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    def embed_all(self, X: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         """The embeddings of a whole dataset (N × D → N × d), in evaluation mode, in batches."""
         was_training = self.training
         self.eval()
@@ -305,12 +306,12 @@ class DEC(_nn.Module):
             self.train(was_training)
 
     @torch.no_grad()
-    def soft_assign(self, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    def soft_assign(self, X: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         """Soft assignments q (N × K) of a whole dataset X (N × D) on its embedding; no gradients."""
         return soft_assign(self.embed_all(X, batch_size), self.centers, self.alpha)
 
     @torch.no_grad()
-    def predict(self, X: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+    def predict(self, X: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         """Hard cluster labels (N,), the argmax of q — the nearest centre in the embedding."""
         return self.soft_assign(X, batch_size).argmax(dim=1)
 
@@ -338,7 +339,7 @@ def _check_data(X: torch.Tensor, n_clusters: int) -> None:
 
 
 def kmeans_init(model: DEC, X: torch.Tensor, n_init: int = 20, seed: int = 0,
-                batch_size: int = 8192) -> torch.Tensor:
+                batch_size: int = 65536) -> torch.Tensor:
     """Set ``model.centers`` by k-means on the embedding of X; return the k-means labels (N,).
 
     Runs scikit-learn's k-means (k-means++ seeding) ``n_init`` times on the N × d embedding and
@@ -358,6 +359,46 @@ def kmeans_init(model: DEC, X: torch.Tensor, n_init: int = 20, seed: int = 0,
     labels = km.fit_predict(Z.detach().cpu().double().numpy())
     model.set_centers(torch.from_numpy(km.cluster_centers_))
     return torch.from_numpy(labels).long().to(X.device)
+
+
+def contingency_scores(counts) -> dict[str, float]:
+    """ACC, NMI and ARI of a clustering from its contingency table (classes × clusters).
+
+    ``counts[i, j]`` is the number of points of class i in cluster j (empty rows or columns are
+    allowed). Gives the values of :func:`dctutor.metrics.cluster_acc`, :func:`~dctutor.metrics.nmi`
+    (arithmetic normalisation) and :func:`~dctutor.metrics.ari` without touching the N labels —
+    :func:`train_dec` builds the table on the device and scores every refresh from it.
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    C = np.asarray(counts, dtype=np.float64)
+    if C.ndim != 2 or C.size == 0 or (C < 0).any() or C.sum() <= 0:
+        raise ValueError(f"counts must be a non-empty, non-negative 2-D table, got shape {C.shape}")
+    n = C.sum()
+    rows, cols = linear_sum_assignment(C, maximize=True)
+    acc = C[rows, cols].sum() / n
+    a, b = C.sum(axis=1), C.sum(axis=0)
+    a, b = a[a > 0], b[b > 0]
+
+    def entropy(v):
+        f = v / n
+        return float(-(f * np.log(f)).sum())
+
+    h_a, h_b = entropy(a), entropy(b)
+    nz = C > 0
+    outer = np.outer(C.sum(axis=1), C.sum(axis=0))
+    mi = float((C[nz] / n * np.log(C[nz] * n / outer[nz])).sum())
+    if len(a) == len(b) == 1:
+        nmi = 1.0
+    else:
+        nmi = max(mi, 0.0) / max((h_a + h_b) / 2, np.finfo(np.float64).eps)
+    pairs = lambda v: (v * (v - 1) / 2).sum()                        # noqa: E731
+    index, pa, pb, total = pairs(C), pairs(a), pairs(b), n * (n - 1) / 2
+    expected = pa * pb / total if total > 0 else 0.0
+    top = (pa + pb) / 2
+    ari = 1.0 if top == expected else (index - expected) / (top - expected)
+    return {"acc": float(acc), "nmi": float(min(nmi, 1.0)), "ari": float(ari)}
 
 
 class DECHistory(_History):
@@ -405,7 +446,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
               update_interval: int = 140, tol: float = 0.001, max_steps: int = 20000,
               kmeans_restarts: int = 20, init: bool = True, collapse_fraction: float = 0.9,
               dead_fraction: float = 0.1,
-              hand_gradient: bool = False, seed: int = 0, eval_batch_size: int = 8192,
+              hand_gradient: bool = False, seed: int = 0, eval_batch_size: int = 65536,
               progress: bool = True, desc: str = "DEC") -> DECHistory:
     """Train DEC on X (N × D, on the device): k-means init, then KL(P‖Q) with periodic targets.
 
@@ -435,7 +476,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
             wrong length, an encoder whose output does not match the centres.
         dctutor.training.TrainingDiverged: the loss became NaN or infinite.
     """
-    from . import metrics
+    import numpy as np
 
     K = model.n_clusters
     _check_data(X, K)
@@ -446,11 +487,14 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
         raise ValueError(f"collapse_fraction must be in (0, 1], got {collapse_fraction}")
     if not 0 <= dead_fraction < 1:
         raise ValueError(f"dead_fraction must be in [0, 1), got {dead_fraction}")
-    y_np = None
+    y_idx = n_classes = None
     if y is not None:
         y_np = torch.as_tensor(y).detach().cpu().numpy()
         if y_np.shape != (len(X),):
             raise ValueError(f"y must hold one label per point ({len(X)}), got shape {y_np.shape}")
+        classes, inverse = np.unique(y_np, return_inverse=True)
+        n_classes = len(classes)
+        y_idx = torch.as_tensor(inverse.reshape(-1), dtype=torch.long, device=X.device) * K
     N = len(X)
     min_alive = max(1, math.ceil(dead_fraction * N / K))   # smallest size of a live cluster
     start = _time.perf_counter()
@@ -495,10 +539,9 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                           label_change=float(summary[2]), sizes=sizes_list,
                           size_entropy=float(summary[3]), largest=largest, nonempty=nonempty,
                           alive=alive, collapsed=collapsed)
-            if y_np is not None:
-                pred = labels.cpu().numpy()
-                record.update(acc=metrics.cluster_acc(y_np, pred), nmi=metrics.nmi(y_np, pred),
-                              ari=metrics.ari(y_np, pred))
+            if y_idx is not None:   # a classes × clusters table, built on the device
+                counts = torch.bincount(y_idx + labels, minlength=n_classes * K)
+                record.update(contingency_scores(counts.reshape(n_classes, K).cpu().numpy()))
             record["seconds"] = _time.perf_counter() - start
             history.log(**record)
             if bar is not None:

@@ -82,7 +82,10 @@ class PCA:
                              "principal directions")
         self.mean_ = X.mean(dim=0)
         Xc = X - self.mean_
-        _, s, Vh = torch.linalg.svd(Xc, full_matrices=False)
+        if X.device.type == "mps":  # no SVD on Apple's MPS backend: compute it on the CPU
+            _, s, Vh = (t.to(X.device) for t in torch.linalg.svd(Xc.cpu(), full_matrices=False))
+        else:
+            _, s, Vh = torch.linalg.svd(Xc, full_matrices=False)
         # A deterministic sign for each direction (the SVD only fixes it up to ±1).
         biggest = Vh.abs().argmax(dim=1)
         signs = torch.sign(Vh.gather(1, biggest[:, None]))
@@ -187,6 +190,9 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
             raise ValueError(f"{what} must be a 2-D tensor (D × p) whose columns span a subspace")
     if A.shape[0] != B.shape[0]:
         raise ValueError(f"A and B must live in the same space: {A.shape[0]} vs {B.shape[0]} rows")
+    device = A.device
+    if device.type == "mps":  # no QR/SVD on Apple's MPS backend: a small problem, use the CPU
+        A, B = A.cpu(), B.cpu()
     acc = _accumulator_dtype(A.device)
     Qa, _ = torch.linalg.qr(A.to(acc))
     Qb, _ = torch.linalg.qr(B.to(device=A.device, dtype=acc))
@@ -197,4 +203,5 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     angles = torch.arccos(cosines)
     small = cosines ** 2 > 0.5
     angles = torch.where(small, torch.arcsin(sines), angles)
-    return angles.sort().values
+    angles = angles.sort().values
+    return angles.to(device=device, dtype=_accumulator_dtype(device))

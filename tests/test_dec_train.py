@@ -1,5 +1,6 @@
 """The DEC model and trainer (chapter 4): initialisation, the loop, the stopping rule, the guard."""
 
+import inspect
 import math
 import warnings
 
@@ -56,6 +57,42 @@ def test_size_entropy_is_one_for_equal_sizes_and_zero_for_one_cluster():
 def test_cluster_sizes_counts_empty_clusters_too():
     sizes = dec.cluster_sizes(torch.tensor([0, 0, 2, 2, 2]), 4)
     assert sizes.tolist() == [2, 0, 3, 0]
+
+
+@pytest.mark.parametrize("case", ["random", "perfect", "one cluster", "fewer classes", "empty"])
+def test_contingency_scores_match_the_metrics_module(case):
+    from dctutor import metrics
+
+    g = np.random.default_rng(0)
+    y = g.integers(0, 10, 500)
+    pred = {"random": g.integers(0, 10, 500), "perfect": (y + 3) % 10,
+            "one cluster": np.zeros(500, dtype=int),
+            "fewer classes": np.where(y < 5, y, 9 - y) * 2,
+            "empty": np.minimum(y, 7)}[case]
+    C = np.zeros((10, 10))
+    np.add.at(C, (y, pred), 1)
+    got = dec.contingency_scores(C)
+    want = metrics.evaluate(y, pred)
+    for key in ("acc", "nmi", "ari"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+
+
+def test_contingency_scores_reject_bad_tables():
+    with pytest.raises(ValueError, match="non-negative 2-D"):
+        dec.contingency_scores(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="non-negative 2-D"):
+        dec.contingency_scores(np.ones(4))
+
+
+def test_history_scores_match_the_metrics_module():
+    from dctutor import metrics
+
+    X, y = blobs(spread=2.0)
+    model = dec.DEC(Linear(identity=True), n_clusters=4)      # 4 clusters, 3 classes
+    h = dec.train_dec(model, X, y + 7, **{**FAST, "max_steps": 10})
+    want = metrics.evaluate(y, h.labels)
+    for key in ("acc", "nmi", "ari"):
+        assert h[key][-1] == pytest.approx(want[key], abs=1e-9), key
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -314,13 +351,34 @@ def test_wrong_input_width_is_a_clear_error():
 
 # --- the schedule table ------------------------------------------------------------------------
 
+def test_trainer_defaults_are_the_reference_implementations():
+    defaults = {k: v.default for k, v in inspect.signature(dec.train_dec).parameters.items()}
+    assert defaults["lr"] == 0.01 and defaults["momentum"] == 0.9
+    assert defaults["update_interval"] == 140 and defaults["tol"] == 0.001
+    assert defaults["max_steps"] == 20000 and defaults["kmeans_restarts"] == 20
+    assert defaults["batch_size"] == 256
+
+
 @pytest.mark.parametrize("profile", config.PROFILES)
 def test_dec_schedule_has_what_the_chapter_reads(profile):
     s = config.schedule("dec", profile)
     for key in ("dataset", "batch_size", "lr", "momentum", "update_interval", "tol", "max_steps",
-                "kmeans_restarts", "seeds"):
+                "kmeans_restarts", "seeds", "collapse_fraction", "dead_fraction", "tsne_points",
+                "fashion_subset", "fashion_layer_num_epochs", "fashion_finetune_num_epochs",
+                "collapse_pretrain_epochs", "collapse_pretrain_lr", "collapse_max_steps",
+                "fixed_pretrain_optimizer", "fixed_pretrain_lr", "fixed_pretrain_epochs"):
         assert key in s, key
-    assert s["lr"] == 0.01 and s["momentum"] == 0.9 and s["tol"] == 0.001
-    assert s["kmeans_restarts"] == 20
+    assert s["momentum"] == 0.9 and s["tol"] == 0.001 and s["kmeans_restarts"] == 20
+    # sources.md section 4, reproduced as reported
     assert s["collapse_lr"] == 1.0 and s["collapse_update_interval"] == 10
+    assert s["collapse_pretrain_lr"] == 1.0 and s["collapse_pretrain_epochs"] == 10
     assert tuple(s["collapse_dims"]) == (784, 32, 32, 256, 10)
+    # the fixes are real changes: smaller steps, rarer refreshes, longer pretraining
+    assert s["lr"] < s["collapse_lr"] and s["update_interval"] > s["collapse_update_interval"]
+    assert s["fixed_pretrain_epochs"] > s["collapse_pretrain_epochs"]
+
+
+def test_full_profile_runs_the_reference_dec_stage():
+    s = config.schedule("dec", "full")
+    assert (s["lr"], s["update_interval"], s["max_steps"], s["batch_size"]) == (0.01, 140, 20000, 256)
+    assert s["dataset"] == "mnist" and s["fashion_subset"] is None and s["seeds"] >= 5
