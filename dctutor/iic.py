@@ -156,7 +156,11 @@ class ClusterNet(nn.Module):
         self.image_size = image_size
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        h = self.trunk(as_images(x, self.image_size))
+        x = as_images(x, self.image_size)
+        if x.device.type == "cpu":
+            # oneDNN's CPU convolutions run about 1.5 times faster on channels-last tensors
+            x = x.contiguous(memory_format=torch.channels_last)
+        h = self.trunk(x)
         return tuple(torch.softmax(head(h), dim=1) for head in self.heads)
 
     def extra_repr(self) -> str:
@@ -236,6 +240,8 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
 
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device).manual_seed(seed + 1)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)  # matches forward(); same values, faster
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history, names = History(), model.head_names
     k = model.heads[0].out_features
