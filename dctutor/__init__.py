@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from . import config, data, metrics, training  # noqa: E402  (light modules, always loaded)
 
-_LAZY = {"plots", "pca", "autoencoders", "dec", "iic", "augment", "cli"}
+_LAZY = {"book", "plots", "pca", "autoencoders", "dec", "iic", "augment", "cli"}
 
 
 def __getattr__(name):

@@ -96,6 +96,7 @@ def run_ae_kmeans(p: Prepared, seed: int, cache: dict) -> dict:
     config.seed_everything(seed)
     sizes = (784, *s.get("hidden", (512, 128)), N_CLUSTERS)
     model = ae.MLPAutoencoder(sizes, hidden="elu", output="sigmoid").to(p.device)
+    model.init_output_bias(p.X)   # start the decoder at the mean image, as chapter 1 does
     h = ae.train_autoencoder(model, p.X, num_epochs=s["num_epochs"], batch_size=s["batch_size"],
                              lr=s["lr"], lr_schedule=s.get("lr_schedule"), seed=seed,
                              desc=f"AE seed {seed}")

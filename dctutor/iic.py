@@ -199,8 +199,9 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
     Every step takes a minibatch, draws ``repeats`` augmented twins of every image on the device,
     runs the images and their twins through the network in one pass, and minimises
     the *mean over heads* of ``iic_loss(z, z′, alpha)`` with Adam. Averaging (rather than
-    alternating heads epoch by epoch as the IIC paper does) lets one trunk forward/backward serve
-    both heads, which halves the cost of a step.
+    alternating heads epoch by epoch as the IIC paper does) lets every forward/backward pass
+    through the trunk, the expensive part, update both heads: for the same compute each head gets
+    twice as many updates.
 
     Args:
         y: labels, only for monitoring: ACC and NMI of the main head on un-augmented images.

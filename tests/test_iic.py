@@ -122,10 +122,20 @@ def test_network_heads_shapes_and_probabilities():
 
 
 @pytest.mark.parametrize("kwargs", [dict(channels=()), dict(k=1), dict(overcluster_k=1),
-                                    dict(channels=(8, 0))])
+                                    dict(channels=(8, 0)), dict(channels=(4,) * 5)])
 def test_network_rejects_bad_sizes(kwargs):
     with pytest.raises(ValueError):
         iic.ClusterNet(**kwargs)
+
+
+def test_memory_format_does_not_change_the_outputs():
+    torch.manual_seed(0)
+    net = iic.ClusterNet(channels=(4, 8, 16), k=10, overcluster_k=20).eval()
+    x = torch.rand(7, 1, 28, 28)
+    before = net(x)
+    net.to(memory_format=torch.channels_last)
+    after = net(x)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, after))
 
 
 def test_predict_uses_eval_mode_and_restores_it():
