@@ -9,7 +9,14 @@ from __future__ import annotations
 
 
 def glue(name: str, value, display: bool = True) -> None:
-    """``myst_nb.glue(name, value, display)`` when myst-nb is installed, else display only."""
+    """``myst_nb.glue(name, value, display)`` when myst-nb is installed, else display only.
+
+    NumPy scalars and 0-d tensors are turned into Python numbers first: myst-nb formats
+    ``{glue:text}`name:.3f``` from the value's text form, and NumPy 2 writes that as
+    ``np.float64(0.5)``, which no format spec can read.
+    """
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:
