@@ -102,3 +102,10 @@ def test_glue_stores_plain_python_numbers(value, monkeypatch):
     book.glue("x", value, display=False)
     assert type(seen["x"]) in (float, int)
     assert format(seen["x"], ".3f") in ("0.250", "3.000")
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_no_glue_role_inside_inline_code(source):
+    """```{glue:text}`x``` renders the role's source as text: glue a Markdown value instead."""
+    bad = re.findall(r"`\{glue[^}]*\}`[^`]+``", source.read_text())
+    assert not bad, f"{source.name}: glue roles wrapped in backticks: {bad}"
