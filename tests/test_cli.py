@@ -20,7 +20,7 @@ def run_cli(*args, env=None):
     (["run", "nope", "--dataset", "mnist-5k"], "invalid choice: 'nope'"),
     (["run", "kmeans", "--dataset", "emnist"], "invalid choice: 'emnist'"),
     (["run", "kmeans", "--dataset", "mnist-5k", "--seeds", "0"], "must be at least 1"),
-    (["run", "kmeans", "--dataset", "mnist-5k", "--seed", "-1"], "must be non-negative"),
+    (["run", "kmeans", "--dataset", "mnist-5k", "--seed", "-1"], "must be at least 0"),
     (["run", "kmeans"], "--dataset"),
     (["bench", "--methods", "svm"], "invalid choice: 'svm'"),
 ])
