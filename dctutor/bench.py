@@ -158,8 +158,8 @@ def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
     s = config.schedule("iic", p.profile)
     t0 = time.perf_counter()
     config.seed_everything(seed)
-    model = iic.ClusterNet(s.get("channels", (32, 64, 128, 256)), k=N_CLUSTERS,
-                           overcluster_k=s["overcluster_k"]).to(p.device)
+    model = iic.ClusterNet(s["channels"], k=N_CLUSTERS, overcluster_k=s["overcluster_k"],
+                           global_pool=s["global_pool"]).to(p.device)
     images = p.X.reshape(-1, 1, 28, 28)
     hist = iic.train(model, images, None, augmentation=augment.named(s.get("augmentation", "all")),
                      num_epochs=s["num_epochs"], batch_size=s["batch_size"], lr=s["lr"],
@@ -208,7 +208,8 @@ def run(method: str, p: Prepared, seed: int, cache: dict | None = None) -> dict:
     config.seed_everything(seed)
     result = RUNNERS[method](p, seed, cache if cache is not None else {})
     return {"method": method, "dataset": p.name, "profile": p.profile, "seed": seed,
-            **result, "device": config.device_name(p.device), "versions": versions()}
+            **result, "device": config.device_name(p.device), "versions": versions(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -252,13 +253,39 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def finished_runs(out_dir: str | Path, profile: str) -> dict[tuple[str, str, int], dict]:
+    """The runs already in ``out_dir/runs.json``, keyed by (dataset, method, seed).
+
+    A benchmark rewrites that file after every run, so an interrupted one resumes from here.
+    Raises ValueError when the folder holds runs of another profile.
+    """
+    path = Path(out_dir) / "runs.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text()).get("runs", [])
+    other = {r["profile"] for r in rows} - {profile}
+    if other:
+        raise ValueError(f"{path} holds runs of profile {', '.join(sorted(other))}, not {profile}; "
+                         "choose another --out folder")
+    return {(r["dataset"], r["method"], int(r["seed"])): r for r in rows}
+
+
 def write_results(out_dir: str | Path, rows: list[dict], command: str) -> dict[str, Path]:
     """Write ``runs.json`` (every run), ``summary.csv`` and ``summary.md`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(rows)
-    meta = {"command": command, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            "device": rows[0]["device"] if rows else None, "versions": versions(),
+    previous = out / "runs.json"
+    old = json.loads(previous.read_text())["meta"] if previous.is_file() else {}
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    for r in rows:                      # runs from before per-run dates were kept
+        r.setdefault("date", old.get("date", today))
+    dates = sorted({r["date"] for r in rows}) or [today]
+    commands = list(dict.fromkeys([*old.get("commands", [old["command"]] if "command" in old else []),
+                                   command]))
+    meta = {"command": command, "commands": commands, "date": dates[-1],
+            "dates": dates, "device": rows[0]["device"] if rows else None,
+            "devices": sorted({r["device"] for r in rows}), "versions": versions(),
             "profile": rows[0]["profile"] if rows else None}
     paths = {"json": out / "runs.json", "csv": out / "summary.csv", "md": out / "summary.md"}
     paths["json"].write_text(json.dumps({"meta": meta, "runs": rows, "summary": summary},
@@ -268,9 +295,12 @@ def write_results(out_dir: str | Path, rows: list[dict], command: str) -> dict[s
         writer.writeheader()
         writer.writerows(summary)
     versions_line = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    ran = "; ".join(f"`{c}`" for c in commands)
     paths["md"].write_text(
-        f"Measured {meta['date']} on {meta['device']} with `{command}` "
-        f"(profile `{meta['profile']}`; {versions_line}).\n\n{markdown_table(summary)}\n")
+        f"Measured {when} on {', '.join(meta['devices'])} with {ran} "
+        f"(profile `{meta['profile']}`; last run with {versions_line}).\n\n"
+        f"{markdown_table(summary)}\n")
     return paths
 
 

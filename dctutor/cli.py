@@ -144,7 +144,8 @@ def add_bench(subparsers) -> None:
         "bench", help="every method over a few seeds: a results table with times",
         description="Run every method over a few seeds on MNIST and Fashion-MNIST and write "
         "summary.csv, summary.md and runs.json (mean ± std of ACC/NMI/ARI, wall time per run, "
-        "training throughput, device and versions).")
+        "training throughput, device and versions). Resumable: runs.json is rewritten after "
+        "every finished run, and runs already in it are not repeated.")
     p.add_argument("--profile", choices=("quick", "full"), help="as for run")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default: results/<profile>)")
@@ -172,17 +173,54 @@ def cmd_bench(args) -> int:
     out = args.out or Path("results") / profile
     prepared = [_prepare(name, profile, device, not args.no_download) for name in datasets]
     command = args.command_line
-    rows = []
+    try:
+        done = bench.finished_runs(out, profile)   # resumable: finished runs are kept, not rerun
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    rows = list(done.values())
+    paths = {}
     for p in prepared:
         cache: dict = {}
         for method in args.methods:
             for seed in range(n_seeds):
+                if (p.name, method, seed) in done:
+                    print(f"{p.name} {method} seed {seed}: already in {out}", flush=True)
+                    continue
                 row = bench.run(method, p, seed, cache)
                 rows.append(row)
                 print(_summary_line(row), flush=True)
+                paths = bench.write_results(out, rows, command)   # each finished run on disk
     paths = bench.write_results(out, rows, command)
     print(bench.markdown_table(bench.summarise(rows)))
     print("wrote " + ", ".join(str(v) for v in paths.values()))
+    return 0
+
+
+# -- study ------------------------------------------------------------------------------------
+def add_study(subparsers) -> None:
+    from .studies import STUDIES
+
+    p = subparsers.add_parser(
+        "study", help="repeat a chapter's comparison over several seeds (resumable)",
+        description="Run one of the chapters' multi-seed studies and write one JSON file per "
+        "seed into results/studies-<profile>/<study>/ as each seed finishes; seeds already "
+        "there are skipped. The chapters load these files.")
+    p.add_argument("study", choices=list(STUDIES), help="which study")
+    p.add_argument("--profile", choices=("quick", "full"), help="as for run")
+    p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
+                   help="seeds 0 … N−1 (default: %(default)s)")
+    p.add_argument("--root", type=Path, default=None, metavar="DIR",
+                   help="results folder (default: the repository's results/)")
+    p.add_argument("--device", default=None, help="as for run")
+    p.set_defaults(func=cmd_study)
+
+
+def cmd_study(args) -> int:
+    from . import studies
+
+    profile, device = _resolve(args.profile, args.device)
+    studies.run(args.study, args.seeds, profile, device, args.root,
+                log=lambda line: print(line, flush=True))
     return 0
 
 
@@ -219,7 +257,7 @@ def cmd_student_notebooks(args) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-COMMANDS = [add_run, add_bench, add_student_notebooks]
+COMMANDS = [add_run, add_bench, add_study, add_student_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:

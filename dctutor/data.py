@@ -1,4 +1,4 @@
-"""Datasets as device-ready tensors: MNIST, Fashion-MNIST and the embedded 5,000-digit sample.
+"""Datasets as device-ready tensors: MNIST, Fashion-MNIST and their embedded 5,000-image samples.
 
 ``load(name, split="all", root=None, download=True)`` looks for the data in this order:
 
@@ -10,7 +10,7 @@
 3. torchvision's downloader, into ``root`` or the user cache (``~/.cache/dctutor``), when
    ``download=True``.
 
-``mnist-5k`` ships inside the package and needs none of this. A dataset that cannot be found is
+``mnist-5k`` and ``fashion-mnist-5k`` ship inside the package and need none of this. A dataset that cannot be found is
 a :class:`FileNotFoundError` that lists where it looked; it is never replaced by another one.
 """
 
@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-NAMES = ("mnist", "fashion-mnist", "mnist-5k")
+NAMES = ("mnist", "fashion-mnist", "mnist-5k", "fashion-mnist-5k")
+# The samples shipped inside the package (see dctutor/_data/README.md): name -> file.
+EMBEDDED = {"mnist-5k": "mnist_5k.npz", "fashion-mnist-5k": "fashion_mnist_5k.npz"}
 SPLITS = ("train", "test", "all")
 
 FASHION_CLASSES = (
@@ -63,7 +65,7 @@ class Dataset:
     Attributes:
         images: uint8 tensor, N × 28 × 28, pixels 0–255.
         labels: int64 tensor, N.
-        name: ``"mnist"``, ``"fashion-mnist"`` or ``"mnist-5k"``.
+        name: ``"mnist"``, ``"fashion-mnist"``, ``"mnist-5k"`` or ``"fashion-mnist-5k"``.
         split: ``"train"``, ``"test"`` or ``"all"``.
         source: where the data was read from.
         classes: names of the ten classes.
@@ -204,8 +206,8 @@ def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def _load_embedded(split: str) -> tuple[np.ndarray, np.ndarray, str]:
-    ref = resources.files("dctutor") / "_data" / "mnist_5k.npz"
+def _load_embedded(name: str, split: str) -> tuple[np.ndarray, np.ndarray, str]:
+    ref = resources.files("dctutor") / "_data" / EMBEDDED[name]
     with resources.as_file(ref) as path:
         with np.load(path) as npz:
             x, y, n_train = npz["images"], npz["labels"], int(npz["n_train"])
@@ -218,8 +220,9 @@ def load(name: str, split: str = "all", root: str | os.PathLike | None = None,
     """Load a dataset split as uint8 images and int64 labels.
 
     Args:
-        name: ``"mnist"``, ``"fashion-mnist"`` or ``"mnist-5k"`` (5,000 digits shipped with
-            the package: 4,000 ``train`` + 1,000 ``test``, balanced).
+        name: ``"mnist"``, ``"fashion-mnist"``, or one of the samples shipped with the package,
+            ``"mnist-5k"`` and ``"fashion-mnist-5k"`` (5,000 images each: 4,000 ``train`` +
+            1,000 ``test``, 500 per class).
         split: ``"train"``, ``"test"`` or ``"all"`` (train then test).
         root: a folder to read from (and download into); default ``$DCTUTOR_DATA``, then
             system copies, then the user cache.
@@ -239,9 +242,11 @@ def load(name: str, split: str = "all", root: str | os.PathLike | None = None,
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} for {name!r}; choose one of {', '.join(SPLITS)}")
 
-    if name == "mnist-5k":
-        x, y, source = _load_embedded(split)
-        return Dataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), name, split, source)
+    if name in EMBEDDED:
+        x, y, source = _load_embedded(name, split)
+        classes = FASHION_CLASSES if name.startswith("fashion") else DIGIT_CLASSES
+        return Dataset(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), name, split, source,
+                       classes)
 
     root_path = Path(root).expanduser() if root is not None else None
     parts = ("train", "test") if split == "all" else (split,)

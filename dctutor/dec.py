@@ -237,6 +237,29 @@ def size_entropy(sizes: torch.Tensor) -> torch.Tensor:
     return -torch.xlogy(f, f).sum() / math.log(sizes.numel()) + 0.0   # + 0.0: no "-0.000"
 
 
+def embedding_geometry(z: torch.Tensor, centers: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The scale of an embedding and of its centres — what chapter 4 watches when DEC collapses.
+
+    Args:
+        z: N × d embedded points; centers: K × d centres (K ≥ 2).
+
+    Returns:
+        0-d tensors (no sync): ``embedding_spread`` — root-mean-square distance of the points
+        from their mean (0 when the embedding has shrunk to a point); ``centre_spread`` — mean
+        distance between two distinct centres; ``centre_ratio`` — the mean distance of a point
+        to its nearest centre divided by ``centre_spread``: small for tight, well-separated
+        clusters, about 1 or more when the centres no longer mean anything to the points.
+    """
+    _check_points(z, centers)
+    spread = (z - z.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt()
+    K = centers.shape[0]
+    pair = torch.cdist(centers, centers)
+    centre_spread = pair.sum() / max(K * (K - 1), 1)
+    nearest = squared_distances(z, centers).min(dim=1).values.clamp_min(0).sqrt().mean()
+    return {"embedding_spread": spread, "centre_spread": centre_spread,
+            "centre_ratio": nearest / centre_spread.clamp_min(torch.finfo(z.dtype).tiny)}
+
+
 class DEC(_nn.Module):
     """Deep Embedded Clustering: an encoder and K cluster centres μ_j trained together (chapter 4).
 
@@ -410,8 +433,10 @@ class DECHistory(_History):
         ``label_change`` (fraction of points whose label changed since the previous refresh; at
         step 0 against the k-means labels), ``sizes`` (K counts), ``size_entropy``,
         ``largest`` (fraction in the largest cluster), ``nonempty``, ``alive`` (clusters of
-        at least ``dead_fraction`` · N/K points), ``collapsed``,
-        ``seconds``; ``acc``, ``nmi`` and ``ari`` when labels were given.
+        at least ``dead_fraction`` · N/K points), ``collapsed``, ``confidence`` (mean of
+        max_j q_ij: 1/K for uniform assignments, 1 for hard ones), the embedding's geometry
+        from :func:`embedding_geometry` (``embedding_spread``, ``centre_spread``,
+        ``centre_ratio``), ``seconds``; ``acc``, ``nmi`` and ``ari`` when labels were given.
 
     Attributes:
         stop_reason: ``"converged"`` (fewer than ``tol`` of the labels changed), ``"collapsed"``
@@ -520,15 +545,20 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
     try:
         while True:
             # ---- refresh over the whole dataset: q, p, labels, sizes (one sync) --------------
-            q = model.soft_assign(X, eval_batch_size)
+            Z = model.embed_all(X, eval_batch_size)
+            with torch.no_grad():
+                q = soft_assign(Z, model.centers, model.alpha)
+                geometry = embedding_geometry(Z, model.centers)
             p = target_distribution(q, check=False)
             labels = q.argmax(dim=1)
             sizes = cluster_sizes(labels, K)
             kl = kl_loss(q, p, check=False)
             change = (labels != prev).double().mean() if prev is not None else torch.ones((), dtype=torch.float64)
             loss = kl if interval_loss is None else interval_loss
-            summary = torch.stack([loss.double(), kl.double(), change.to(loss.device),
-                                   size_entropy(sizes).to(loss.device)]).cpu()
+            dev = loss.device
+            summary = torch.stack([loss.double(), kl.double(), change.to(dev),
+                                   size_entropy(sizes).to(dev), q.max(dim=1).values.mean().double(),
+                                   *(v.double() for v in geometry.values())]).cpu()
             _check_finite(summary[:2], "DEC loss", step=step)
             sizes_list = sizes.cpu().tolist()
             largest = max(sizes_list) / N
@@ -538,7 +568,8 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
             record = dict(step=step, loss=float(summary[0]), kl=float(summary[1]),
                           label_change=float(summary[2]), sizes=sizes_list,
                           size_entropy=float(summary[3]), largest=largest, nonempty=nonempty,
-                          alive=alive, collapsed=collapsed)
+                          alive=alive, collapsed=collapsed, confidence=float(summary[4]),
+                          **{name: float(v) for name, v in zip(geometry, summary[5:])})
             if y_idx is not None:   # a classes × clusters table, built on the device
                 counts = torch.bincount(y_idx + labels, minlength=n_classes * K)
                 record.update(contingency_scores(counts.reshape(n_classes, K).cpu().numpy()))

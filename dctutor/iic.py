@@ -8,8 +8,11 @@ copy ``x′`` of it. Over a batch, the C × C joint distribution of the pair is 
     P = (1/N) Σ_n z_n z′_nᵀ,   symmetrised, floored at ε and renormalised,
 
 and the loss is ``Σ_ij P_ij (α log P_i + α log P_j − log P_ij)``, which for ``α = 1`` is
-``−I(z; z′)``: minimal (−ln C) when P is diagonal and uniform, that is, when the twins always
-land in the same cluster *and* all C clusters are used equally.
+``−I(z; z′)``. It reaches its minimum, −ln C, exactly when P is uniform and one-to-one — P = Π/C
+for a symmetric permutation matrix Π: each cluster of one view determines the twin's cluster,
+and all C clusters are used equally. Mutual information does not care how the twin's clusters
+are named, so the diagonal P = I/C (twins always in the *same* cluster) is one of these optima,
+the one training finds in practice (chapter 5 asks why).
 
 * :func:`joint_distribution` and :func:`iic_loss` — the mathematics, pure functions;
 * :func:`agreement_loss` — the naive alternative (cross-entropy between the views) that collapses;
@@ -21,6 +24,7 @@ land in the same cluster *and* all C clusters are used equally.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -81,8 +85,10 @@ def iic_loss(p1: torch.Tensor, p2: torch.Tensor, alpha: float = 1.0, eps: float 
     Args:
         p1, p2: N × C softmax outputs of the two views (an image and its augmented twin).
         alpha: weight of the marginal-entropy terms. ``alpha = 1`` gives exactly ``−I(z; z′)``
-            (in nats), minimal at ``−ln C`` for a uniform diagonal ``P``; larger ``alpha``
+            (in nats), minimal at ``−ln C`` for ``P = Π/C`` with ``Π`` a symmetric
+            permutation matrix (the uniform diagonal is one such ``P``); larger ``alpha``
             pushes harder towards balanced clusters (minimum ``(1 − 2α) ln C``, same ``P``).
+            The official IIC code has the same weight, ``lamb`` in ``IID_loss``.
         eps: floor on the entries of ``P`` (see :func:`joint_distribution`).
 
     Returns:
@@ -117,11 +123,19 @@ class ClusterNet(nn.Module):
     """A conv trunk shared by two softmax heads: K clusters and an over-clustering head.
 
     The trunk is one block per entry of ``channels`` — 3 × 3 convolution, 2 × 2 max-pooling,
-    batch norm, ReLU — and the last feature map, flattened, feeds the heads. With four blocks a
-    28 × 28 digit shrinks to 1 × 1 (so this is global pooling, as in the source); with three it
-    is 3 × 3, and keeping where a feature fired makes a small trunk learn much faster than
-    averaging it away. Each head is one linear layer and a softmax. ``overcluster_k = 0``
-    leaves out the second head.
+    batch norm, ReLU. Two ways to end it:
+
+    * ``global_pool=False``: the last feature map, flattened, feeds the heads. With three blocks
+      a 28 × 28 digit becomes a 3 × 3 map (28 → 14 → 7 → 3: the 2 × 2 pooling of a 7 × 7 map
+      drops the last row and column), and keeping where a feature fired makes a small trunk
+      learn much faster than averaging it away.
+    * ``global_pool=True`` (the source's trunk): the last block does not max-pool; its feature
+      map is averaged over all positions (global average pooling), so the heads see one value
+      per channel. With four blocks: 28 → 14 → 7 → 3, then the 3 × 3 × ``channels[-1]`` map
+      of the fourth block averaged to ``channels[-1]`` features.
+
+    Each head is one linear layer and a softmax. ``overcluster_k = 0`` leaves out the second
+    head.
 
     ``model(x)`` takes N × 1 × 28 × 28 (or N × 784) images and returns a tuple of N × K and
     N × overcluster_k probability tensors (one per head, main head first).
@@ -130,30 +144,37 @@ class ClusterNet(nn.Module):
     head_names: tuple[str, ...]
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128, 256), k: int = 10,
-                 overcluster_k: int = 50, in_channels: int = 1, image_size: int = 28):
+                 overcluster_k: int = 50, in_channels: int = 1, image_size: int = 28,
+                 global_pool: bool = False):
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1:
             raise ValueError(f"channels must be a non-empty list of positive widths, got {channels}")
         if k < 2 or overcluster_k < 0 or overcluster_k == 1:
             raise ValueError(f"need k ≥ 2 clusters and overcluster_k = 0 or ≥ 2, got {k}, {overcluster_k}")
-        if image_size >> len(channels) < 1:
-            raise ValueError(f"{len(channels)} poolings shrink a {image_size}-pixel image to nothing")
+        n_pools = len(channels) - 1 if global_pool else len(channels)
+        if image_size >> n_pools < 1:
+            raise ValueError(f"{n_pools} poolings shrink a {image_size}-pixel image to nothing")
         blocks, c_in = [], in_channels
-        for c_out in channels:
-            # pooling before batch norm and ReLU: max-pooling commutes with ReLU, and the
-            # normalisation then works on a quarter of the values (much cheaper on a CPU)
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2),
+        for i, c_out in enumerate(channels):
+            # Max-pooling before batch norm and ReLU: the normalisation then works on a quarter of
+            # the values (much cheaper on a CPU). Not the same function as the usual conv-BN-ReLU-
+            # pool order (BN's statistics are taken after pooling, and max does not commute with
+            # an affine map of negative scale), but a comparable block.
+            pool = [nn.MaxPool2d(2)] if i < n_pools else []
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), *pool,
                        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
             c_in = c_out
+        if global_pool:
+            blocks.append(nn.AdaptiveAvgPool2d(1))
         self.trunk = nn.Sequential(*blocks, nn.Flatten())
-        side = image_size >> len(channels)             # each block halves the side (rounding down)
+        side = 1 if global_pool else image_size >> n_pools   # each pooling halves the side
         features = c_in * side * side
         sizes = (k, overcluster_k) if overcluster_k else (k,)
         self.heads = nn.ModuleList(nn.Linear(features, s) for s in sizes)
         self.head_names = ("main", "over")[:len(sizes)]
         self.k, self.overcluster_k, self.channels = k, overcluster_k, channels
-        self.image_size = image_size
+        self.image_size, self.global_pool = image_size, bool(global_pool)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = as_images(x, self.image_size)
@@ -164,7 +185,8 @@ class ClusterNet(nn.Module):
         return tuple(torch.softmax(head(h), dim=1) for head in self.heads)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, k={self.k}, overcluster_k={self.overcluster_k}"
+        return (f"channels={self.channels}, k={self.k}, overcluster_k={self.overcluster_k}, "
+                f"global_pool={self.global_pool}")
 
 
 @torch.no_grad()
@@ -191,7 +213,7 @@ def predict(model: ClusterNet, X: torch.Tensor, batch_size: int = 1000,
 
 def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
           augmentation: Augmentation, num_epochs: int, batch_size: int, lr: float,
-          alpha: float = 1.0, repeats: int = 1, loss_fn: Callable | None = None,
+          alpha: float | Callable[[int], float] = 1.0, repeats: int = 1, loss_fn: Callable | None = None,
           eval_every: int = 1, seed: int = 0, progress: bool = True,
           desc: str = "IIC") -> History:
     """Train ``model`` with IIC on images ``X`` (N × 784 or N × 1 × 28 × 28, on the model's device).
@@ -206,6 +228,9 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
     Args:
         y: labels, only for monitoring: ACC and NMI of the main head on un-augmented images.
         augmentation: an :mod:`dctutor.augment` augmentation applied to the second view.
+        alpha: the weight of the marginal-entropy terms (see :func:`iic_loss`), or a function
+            of the epoch (1, 2, …) returning it — e.g. a warm-up ``lambda e: 1.0 if e <= 3 else
+            10.0``. Ignored when ``loss_fn`` is given.
         repeats: augmented twins per image, each paired with the image: more pairs per batch for
             the estimate of the joint distribution, at the cost of one forward pass per twin.
         loss_fn: ``(p1, p2) -> loss`` to use instead of ``iic_loss`` (e.g. ``agreement_loss``).
@@ -214,10 +239,12 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
         seed: seeds the batch order and the augmentations (model weights are the caller's).
 
     Returns:
-        a :class:`History` with, per epoch: ``epoch``, ``loss`` (mean over heads), ``loss_main``
-        and ``loss_over``, ``P`` (the main head's joint distribution averaged over the epoch's
-        batches, C × C nested lists), ``seconds`` (cumulative wall time); and at evaluated epochs
-        ``eval_epoch``, ``acc``, ``nmi``, ``nmi_over``, ``cluster_sizes``.
+        a :class:`History` with, per epoch: ``epoch``, ``alpha``, ``loss`` (mean over heads),
+        ``loss_main`` and ``loss_over``, ``P`` (the main head's joint distribution averaged over
+        the epoch's batches, C × C nested lists), ``seconds`` (cumulative wall time); and at
+        evaluated epochs ``eval_epoch``, ``acc``, ``nmi``, ``nmi_over``, ``cluster_sizes``,
+        ``confidence`` (mean over images of the main head's largest probability: 1/C for
+        hedging outputs, 1 for one-hot ones).
 
     Raises:
         TrainingDiverged: a logged loss is NaN or infinite.
@@ -235,9 +262,11 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
         raise ValueError(f"the images are on {X.device} but the model on {device}; move one of them")
     if y is not None and len(y) != X.shape[0]:
         raise ValueError(f"{X.shape[0]} images but {len(y)} labels")
+    alpha_at = alpha if callable(alpha) else (lambda epoch: alpha)
+    current = {"alpha": float(alpha_at(1))}
     if loss_fn is None:
         def loss_fn(p1, p2):
-            return iic_loss(p1, p2, alpha)
+            return iic_loss(p1, p2, current["alpha"])
 
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device).manual_seed(seed + 1)
@@ -250,6 +279,9 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
 
     bar = tqdm(range(1, num_epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=True)
     for epoch in bar:
+        current["alpha"] = float(alpha_at(epoch))
+        if not (current["alpha"] > 0 and math.isfinite(current["alpha"])):
+            raise ValueError(f"alpha must be a positive number, got {current['alpha']} at epoch {epoch}")
         model.train()
         loss_sum = torch.zeros(len(names), device=device)
         P_sum = torch.zeros(k, k, device=device)
@@ -272,19 +304,21 @@ def train(model: ClusterNet, X: torch.Tensor, y: torch.Tensor | None = None, *,
 
         per_head = loss_sum / steps
         check_finite(per_head, "IIC loss", step=epoch)
-        record = dict(epoch=epoch, loss=per_head.mean(), P=P_sum / steps,
+        record = dict(epoch=epoch, alpha=current["alpha"], loss=per_head.mean(), P=P_sum / steps,
                       seconds=time.perf_counter() - start)
         record.update({f"loss_{name}": per_head[h] for h, name in enumerate(names)})
         history.log(**record)
         postfix = {"loss": f"{history.last('loss'):.3f}"}
         last = epoch == num_epochs
         if y is not None and (last or (eval_every and epoch % eval_every == 0)):
-            labels = predict(model, X, batch_size=max(batch_size, 1000))
+            probs = predict(model, X, batch_size=max(batch_size, 1000), probabilities=True)
+            labels = [pr.argmax(1) for pr in probs]
             y_true = y.detach().cpu().numpy()
             main = labels[0].cpu().numpy()
             history.log(eval_epoch=epoch, acc=metrics.cluster_acc(y_true, main),
                         nmi=metrics.nmi(y_true, main),
-                        cluster_sizes=torch.bincount(labels[0], minlength=k))
+                        cluster_sizes=torch.bincount(labels[0], minlength=k),
+                        confidence=probs[0].max(dim=1).values.mean())
             if len(labels) > 1:
                 history.log(nmi_over=metrics.nmi(y_true, labels[1].cpu().numpy()))
             postfix["acc"] = f"{history.last('acc'):.3f}"

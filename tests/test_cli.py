@@ -92,6 +92,22 @@ def test_bench_writes_tables(tmp_path, monkeypatch):
     assert meta["profile"] == "quick" and meta["device"].startswith("CPU")
 
 
+def test_bench_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DCTUTOR_PROFILE", "quick")
+    args = ["bench", "--methods", "pca-kmeans", "--datasets", "mnist-5k", "--device", "cpu",
+            "--out", str(tmp_path)]
+    assert cli.main(args + ["--seeds", "1"]) == 0
+    first = json.loads((tmp_path / "runs.json").read_text())["runs"]
+    capsys.readouterr()
+    assert cli.main(args + ["--seeds", "2"]) == 0
+    assert "pca-kmeans seed 0: already in" in capsys.readouterr().out
+    runs = json.loads((tmp_path / "runs.json").read_text())["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0] == first[0]   # seed 0 kept, not rerun
+    monkeypatch.setenv("DCTUTOR_PROFILE", "full")
+    assert cli.main(args + ["--profile", "full", "--seeds", "1"]) == 2
+    assert "holds runs of profile quick" in capsys.readouterr().err
+
+
 def test_summary_statistics():
     rows = [{"dataset": "d", "method": "m", "profile": "quick", "acc": a, "nmi": 0.5, "ari": 0.4,
              "seconds": 1.0, "train_samples_per_s": None, "device": "cpu"} for a in (0.8, 0.9)]

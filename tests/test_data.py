@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from dctutor import data
 from conftest import shared_data_root
+from dctutor import data
+
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
@@ -44,14 +45,28 @@ def isolated(clean_env, tmp_path):
     return clean_env
 
 
-def test_embedded_sample():
-    d = data.load("mnist-5k")
+@pytest.mark.parametrize("name", ["mnist-5k", "fashion-mnist-5k"])
+def test_embedded_sample(name, isolated):
+    d = data.load(name)       # isolated: no $DCTUTOR_DATA, no system copies, no network
     assert d.images.shape == (5000, 28, 28) and d.images.dtype == torch.uint8
     assert d.labels.dtype == torch.int64 and d.labels.bincount().tolist() == [500] * 10
-    train, test = data.load("mnist-5k", "train"), data.load("mnist-5k", "test")
+    train, test = data.load(name, "train"), data.load(name, "test")
     assert len(train) == 4000 and len(test) == 1000
     assert test.labels.bincount().tolist() == [100] * 10
     assert torch.equal(torch.cat([train.images, test.images]), d.images)
+    assert len(d.classes) == 10 and (d.classes[0] == "T-shirt/top") == name.startswith("fashion")
+
+
+def test_fashion_sample_is_real_fashion_mnist():
+    """The embedded Fashion sample holds the first 400 (100) images per class of train (test)."""
+    root = shared_data_root()
+    if root is None:
+        pytest.skip("no local copy of Fashion-MNIST (set DCTUTOR_DATA)")
+    full = data.load("fashion-mnist", "test", root=root, download=False)
+    sample = data.load("fashion-mnist-5k", "test")
+    first = torch.cat([torch.nonzero(full.labels == c).flatten()[:100] for c in range(10)])
+    expected = {bytes(full.images[i].numpy()) for i in first.tolist()}
+    assert {bytes(img.numpy()) for img in sample.images} == expected
 
 
 def test_inputs_flat_and_image_shapes():
@@ -171,3 +186,4 @@ def test_full_datasets_from_shared_copies(clean_env, name):
     d = data.load(name, download=False)
     assert d.images.shape == (70000, 28, 28) and d.labels.bincount().tolist()[0] in (6903, 7000)
     assert len(data.load(name, "test", download=False)) == 10000
+

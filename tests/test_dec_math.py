@@ -269,3 +269,23 @@ def test_hand_loss_without_checks_gives_the_same_value_and_gradient():
     torch.testing.assert_close(g1, g2)
     with pytest.raises(ValueError, match="distributions"):
         dec.kl_loss_hand(z, centers, 2 * p)
+
+
+def test_embedding_geometry_scales_with_the_embedding():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 3, generator=g)
+    centers = torch.randn(4, 3, generator=g)
+    geo = dec.embedding_geometry(z, centers)
+    assert set(geo) == {"embedding_spread", "centre_spread", "centre_ratio"}
+    expected = (z - z.mean(0)).pow(2).sum(1).mean().sqrt()
+    assert torch.isclose(geo["embedding_spread"], expected)
+    pairs = [torch.dist(centers[a], centers[b]) for a in range(4) for b in range(4) if a != b]
+    assert torch.isclose(geo["centre_spread"], torch.stack(pairs).mean())
+    # scaling points and centres together scales the spreads and keeps the ratio
+    scaled = dec.embedding_geometry(10 * z, 10 * centers)
+    assert torch.isclose(scaled["embedding_spread"], 10 * geo["embedding_spread"])
+    assert torch.isclose(scaled["centre_ratio"], geo["centre_ratio"])
+    # an embedding shrunk to a point has no spread
+    assert dec.embedding_geometry(torch.zeros(5, 3), centers)["embedding_spread"] == 0
+    with pytest.raises(ValueError, match="same space"):
+        dec.embedding_geometry(z, torch.zeros(4, 2))
