@@ -442,11 +442,13 @@ class DECHistory(_History):
         stop_reason: ``"converged"`` (fewer than ``tol`` of the labels changed), ``"collapsed"``
             (labels froze, but in a collapsed state — *not* a convergence), or ``"max_steps"``.
         steps: SGD steps taken. converged / collapsed: booleans. labels: the final hard labels.
+        initial_labels: the k-means labels DEC started from (``None`` when ``init=False``).
     """
 
     stop_reason: str = ""
     steps: int = 0
     labels: torch.Tensor | None = None
+    initial_labels: torch.Tensor | None = None
 
     @property
     def converged(self) -> bool:
@@ -528,13 +530,14 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
         prev = kmeans_init(model, X, n_init=kmeans_restarts, seed=seed, batch_size=eval_batch_size)
     else:
         prev = None
+    history = DECHistory()
+    history.initial_labels = prev
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     loss_fn = (lambda z, p: kl_loss_hand(z, model.centers, p, model.alpha)) if hand_gradient else \
               (lambda z, p: kl_loss(soft_assign(z, model.centers, model.alpha), p, check=False))
     gen = torch.Generator().manual_seed(seed)
     stream = _endless_batches(N, batch_size, X.device, gen)
 
-    history = DECHistory()
     warned = False
     interval_loss = None
     step = 0

@@ -234,12 +234,15 @@ def iic_ablation(X: torch.Tensor, y: torch.Tensor, s: dict, seed: int, *,
 
 
 def iic_settings(s: dict) -> list[tuple[str, str, dict]]:
-    """Chapter 5's ablations as (kind, value, changes): every augmentation, every α, the warm-up,
-    and the main head alone."""
+    """Chapter 5's ablations as (kind, value, changes): every augmentation, every α other than the
+    schedule's (the default setting, ``("augmentation", s["augmentation"])``, is that run), the
+    warm-up, and the main head alone. The default and the α runs record per-epoch curves."""
     from . import augment
 
-    settings = [("augmentation", a, dict(augmentation=a)) for a in augment.NAMES]
-    settings += [("alpha", f"{a:g}", dict(alpha=a, eval_every=1)) for a in s["ablation_alphas"]]
+    settings = [("augmentation", a, dict(augmentation=a, eval_every=int(a == s["augmentation"])))
+                for a in augment.NAMES]
+    settings += [("alpha", f"{a:g}", dict(alpha=a, eval_every=1)) for a in s["ablation_alphas"]
+                 if a != s["alpha"]]
     settings += [("alpha", warmup_name(s), dict(alpha=warmup_name(s), eval_every=1))]
     settings += [("heads", "main head only", dict(overcluster_k=0))]
     return settings
@@ -257,11 +260,7 @@ def iic_ablations(seed: int, profile: str, device: torch.device) -> dict:
     X, y = ablation_data(s, device)
     out = {}
     for kind, value, changes in iic_settings(s):
-        key = f"{kind}/{value}"
-        if kind == "augmentation" and value == s["augmentation"]:
-            # the default setting is also the baseline of the other tables: run it with curves
-            changes = dict(changes, eval_every=1)
-        out[key] = iic_ablation(X, y, s, seed, **changes)
+        out[f"{kind}/{value}"] = iic_ablation(X, y, s, seed, **changes)
     return out
 
 
@@ -274,11 +273,44 @@ STUDIES: dict[str, Callable[[int, str, torch.device], dict]] = {
 }
 
 
+RAW = "https://raw.githubusercontent.com/dctutor/dctutor/main/results"
+
+
 def folder(name: str, profile: str, root: str | Path | None = None) -> Path:
-    """Where study ``name`` of ``profile`` keeps its per-seed files."""
+    """Where study ``name`` of ``profile`` keeps its per-seed files (under ``root``, default the
+    repository's ``results/``)."""
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
     return Path(root if root is not None else RESULTS) / f"studies-{profile}" / name
+
+
+def results_file(relpath: str, download: bool = True) -> Path:
+    """A committed result file, ``results/<relpath>``: from the repository checkout (the
+    package's or the working folder's, or its parent's, as when a chapter runs in ``book/``), or
+    else — in Colab, where only the notebook is open — downloaded from GitHub into the cache.
+
+    Raises FileNotFoundError when it is nowhere to be had.
+    """
+    for base in (RESULTS, Path.cwd() / "results", Path.cwd().parent / "results"):
+        if (base / relpath).is_file():
+            return base / relpath
+    target = data.cache_dir() / "results" / relpath
+    if target.is_file():
+        return target
+    if download:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{RAW}/{relpath}", timeout=20) as response:
+                payload = response.read()
+        except OSError:
+            pass
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(payload)
+            return target
+    raise FileNotFoundError(f"results/{relpath} is neither in a checkout of the repository nor "
+                            f"downloadable from {RAW}")
 
 
 def run(name: str, seeds: int, profile: str, device: torch.device,
@@ -306,17 +338,47 @@ def run(name: str, seeds: int, profile: str, device: torch.device,
 
 
 def load(name: str, profile: str = "quick", root: str | Path | None = None) -> list[dict]:
-    """The per-seed records of a study (``record["result"]`` holds what the study returned).
+    """The per-seed records of a study (``record["result"]`` holds what the study returned),
+    read from ``root`` if given, else found by :func:`results_file`.
 
-    Raises FileNotFoundError, naming the command that computes them, when none are on disk.
+    Raises FileNotFoundError, naming the command that computes them, when none are found.
     """
-    records = [json.loads(p.read_text())
-               for p in sorted(folder(name, profile, root).glob("seed-*.json"))]
+    relpath = f"studies-{profile}/{name}/seed-{{}}.json"
+    if root is not None:
+        paths = sorted(folder(name, profile, root).glob("seed-*.json"))
+    else:
+        try:
+            first = results_file(relpath.format(0))
+        except FileNotFoundError:
+            first = None
+        if first is not None and data.cache_dir() not in first.parents:
+            paths = sorted(first.parent.glob("seed-*.json"))      # a checkout: all seeds are here
+        else:
+            paths = [first] if first is not None else []
+            for seed in range(1, 100):    # downloaded one by one: seeds are 0, 1, … without gaps
+                try:
+                    paths.append(results_file(relpath.format(seed)))
+                except FileNotFoundError:
+                    break
+    records = [json.loads(p.read_text()) for p in paths]
     if not records:
         raise FileNotFoundError(
-            f"no results of study {name!r} for profile {profile!r} in {folder(name, profile, root)}; "
-            f"compute them with: python -m dctutor study {name} --profile {profile} --seeds 3")
+            f"no results of study {name!r} for profile {profile!r}; compute them with: "
+            f"python -m dctutor study {name} --profile {profile} --seeds 3")
     return sorted(records, key=lambda r: r["seed"])
+
+
+def bench_runs(dataset: str, profile: str) -> tuple[str, list[dict]]:
+    """The committed benchmark runs of ``dataset`` (``mnist`` or ``fashion-mnist``) for
+    ``profile``, or the ``quick`` profile's when ``profile`` has none: ``(profile, runs)``."""
+    for prof in dict.fromkeys([profile, "quick"]):
+        try:
+            path = results_file(f"{prof}-{dataset}/runs.json")
+        except FileNotFoundError:
+            continue
+        return prof, json.loads(path.read_text())["runs"]
+    raise FileNotFoundError(f"no benchmark results for {dataset!r}; compute them with: python -m "
+                            f"dctutor bench --profile quick --out results/quick-{dataset}")
 
 
 def load_available(name: str, profile: str, root: str | Path | None = None) -> list[dict]:

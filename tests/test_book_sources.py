@@ -109,3 +109,26 @@ def test_no_glue_role_inside_inline_code(source):
     """```{glue:text}`x``` renders the role's source as text: glue a Markdown value instead."""
     bad = re.findall(r"`\{glue[^}]*\}`[^`]+``", source.read_text())
     assert not bad, f"{source.name}: glue roles wrapped in backticks: {bad}"
+
+
+READER_FACING = sorted(BOOK.glob("*.md")) + [BOOK.parent / "README.md"]
+
+
+@pytest.mark.parametrize("source", READER_FACING, ids=lambda p: p.stem)
+def test_no_reference_to_internal_notes(source):
+    """Readers have no sources.md: the write-ups are cited from references.bib instead."""
+    assert "sources.md" not in source.read_text(), f"{source.name} mentions sources.md"
+
+
+def test_every_cited_key_is_in_the_bibliography():
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (BOOK / "references.bib").read_text(), re.M))
+    cited = {k.strip() for src in BOOK.glob("*.md")
+             for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", src.read_text())
+             for k in group.split(",")}
+    assert cited - keys == set(), f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_states_learning_objectives(source):
+    text = source.read_text()
+    assert ":::{admonition} After this chapter you can" in text, f"{source.name}: no objectives"
