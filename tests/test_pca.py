@@ -69,7 +69,10 @@ def test_training_error_is_the_variance_left_out():
     pca = PCA().fit(X)
     curve = pca.error_curve(X)
     left_out = pca.explained_variance_.flip(0).cumsum(0).flip(0) * (n - 1) / (n * d)
-    torch.testing.assert_close(curve[:-1], left_out, rtol=1e-4, atol=1e-7)
+    # float32: the two sides are computed differently, so they agree to a few rounding errors of
+    # the largest value (the tail of the curve is pure rounding noise at this scale)
+    tiny = 8 * torch.finfo(torch.float32).eps * float(curve[0])
+    torch.testing.assert_close(curve[:-1], left_out, rtol=1e-4, atol=tiny)
     assert pca.total_variance_ == pytest.approx(X.var(dim=0).sum().item(), rel=1e-5)
 
 
