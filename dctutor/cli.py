@@ -224,6 +224,32 @@ def cmd_study(args) -> int:
     return 0
 
 
+# -- smoke --------------------------------------------------------------------------------------
+def add_smoke(subparsers) -> None:
+    p = subparsers.add_parser(
+        "smoke", help="every code path of a profile, a handful of steps each (CPU is enough)",
+        description="Run every training call of the chapters and every benchmark method with the "
+        "profile's network shapes, batch sizes and augmentations on its full-size data, but with "
+        "every epoch, step and subset count cut down (dctutor.smoke.CAPS); check the outputs "
+        "and report schedule entries the run never read.")
+    p.add_argument("--profile", choices=("quick", "full"), default="full")
+    p.add_argument("--device", default="cpu", help="as for run (default: cpu)")
+    p.set_defaults(func=cmd_smoke)
+
+
+def cmd_smoke(args) -> int:
+    from . import smoke
+
+    _, device = _resolve(args.profile, args.device)
+    unread = smoke.run(args.profile, device, log=lambda line: print(line, flush=True))
+    missing = {k: sorted(v) for k, v in unread.items() if v}
+    if missing:
+        print(f"schedule entries the smoke run never read: {missing}", file=sys.stderr)
+        return 1
+    print(f"smoke run of the {args.profile} profile: every code path ran, every schedule entry read")
+    return 0
+
+
 # -- student-notebooks ------------------------------------------------------------------------
 def add_student_notebooks(subparsers) -> None:
     p = subparsers.add_parser(
@@ -257,7 +283,7 @@ def cmd_student_notebooks(args) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-COMMANDS = [add_run, add_bench, add_study, add_student_notebooks]
+COMMANDS = [add_run, add_bench, add_study, add_smoke, add_student_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:
