@@ -30,6 +30,7 @@ from . import config, data, metrics
 
 METHODS = ("kmeans", "pca-kmeans", "ae-kmeans", "sdae-kmeans", "dec", "iic")
 QUICK_MAX_SAMPLES = 5000
+SMOKE_MAX_SAMPLES = 2000   # with $DCTUTOR_SMOKE (config.smoke_scale)
 N_CLUSTERS = 10
 
 
@@ -49,6 +50,8 @@ def prepare(dataset: str, profile: str, device: torch.device, download: bool = T
     ds = data.load(dataset, "all", download=download)
     if profile == "quick" and len(ds) > QUICK_MAX_SAMPLES:
         ds = ds.subset(QUICK_MAX_SAMPLES, seed=0)
+    if config.smoke_scale() and len(ds) > SMOKE_MAX_SAMPLES:     # a plumbing check, not a result
+        ds = ds.subset(SMOKE_MAX_SAMPLES, seed=0)
     return Prepared(dataset, ds.inputs(device), ds.labels.numpy(), profile, device)
 
 
@@ -268,6 +271,41 @@ def finished_runs(out_dir: str | Path, profile: str) -> dict[tuple[str, str, int
         raise ValueError(f"{path} holds runs of profile {', '.join(sorted(other))}, not {profile}; "
                          "choose another --out folder")
     return {(r["dataset"], r["method"], int(r["seed"])): r for r in rows}
+
+
+def summary_line(row: dict) -> str:
+    """One finished run in one line."""
+    return (f"{row['method']:<11} {row['dataset']:<13} seed {row['seed']:<3} "
+            f"ACC {row['acc']:.4f}  NMI {row['nmi']:.4f}  ARI {row['ari']:.4f}  "
+            f"{row['seconds']:.1f} s  [{row['profile']}, {row['device']}]")
+
+
+def run_resumable(prepared: Sequence[Prepared], methods: Sequence[str], seeds: int,
+                  out_dir: str | Path, command: str,
+                  log: Callable[[str], None] = print) -> tuple[list[dict], dict[str, Path]]:
+    """Every method × seed on every prepared dataset, skipping runs already in ``out_dir``.
+
+    ``runs.json`` and the summaries are rewritten after every finished run, so an interrupted
+    benchmark resumes where it stopped. Returns all rows (old and new) and the written paths.
+    Raises ValueError when ``out_dir`` holds runs of another profile.
+    """
+    profiles = {p.profile for p in prepared}
+    if len(profiles) > 1:
+        raise ValueError(f"one profile per benchmark folder, got {sorted(profiles)}")
+    done = finished_runs(out_dir, next(iter(profiles))) if prepared else {}
+    rows = list(done.values())
+    for p in prepared:
+        cache: dict = {}
+        for method in methods:
+            for seed in range(seeds):
+                if (p.name, method, seed) in done:
+                    log(f"{p.name} {method} seed {seed}: already in {out_dir}")
+                    continue
+                row = run(method, p, seed, cache)
+                rows.append(row)
+                log(summary_line(row))
+                write_results(out_dir, rows, command)      # each finished run on disk
+    return rows, write_results(out_dir, rows, command) if rows else {}
 
 
 def write_results(out_dir: str | Path, rows: list[dict], command: str) -> dict[str, Path]:

@@ -105,11 +105,6 @@ def add_run(subparsers) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _summary_line(row: dict) -> str:
-    return (f"{row['method']:<11} {row['dataset']:<13} seed {row['seed']:<3} "
-            f"ACC {row['acc']:.4f}  NMI {row['nmi']:.4f}  ARI {row['ari']:.4f}  "
-            f"{row['seconds']:.1f} s  [{row['profile']}, {row['device']}]")
-
 
 def cmd_run(args) -> int:
     from . import bench
@@ -121,7 +116,7 @@ def cmd_run(args) -> int:
     for seed in seeds:
         row = bench.run(args.method, prepared, seed, cache)
         rows.append(row)
-        print(_summary_line(row), flush=True)
+        print(bench.summary_line(row), flush=True)
     if len(rows) > 1:
         parts = []
         for key in ("acc", "nmi", "ari"):
@@ -172,25 +167,11 @@ def cmd_bench(args) -> int:
     n_seeds = args.seeds or (2 if profile == "quick" else 5)
     out = args.out or Path("results") / profile
     prepared = [_prepare(name, profile, device, not args.no_download) for name in datasets]
-    command = args.command_line
     try:
-        done = bench.finished_runs(out, profile)   # resumable: finished runs are kept, not rerun
+        rows, paths = bench.run_resumable(prepared, args.methods, n_seeds, out, args.command_line,
+                                          log=lambda line: print(line, flush=True))
     except ValueError as err:
         raise UsageError(str(err)) from err
-    rows = list(done.values())
-    paths = {}
-    for p in prepared:
-        cache: dict = {}
-        for method in args.methods:
-            for seed in range(n_seeds):
-                if (p.name, method, seed) in done:
-                    print(f"{p.name} {method} seed {seed}: already in {out}", flush=True)
-                    continue
-                row = bench.run(method, p, seed, cache)
-                rows.append(row)
-                print(_summary_line(row), flush=True)
-                paths = bench.write_results(out, rows, command)   # each finished run on disk
-    paths = bench.write_results(out, rows, command)
     print(bench.markdown_table(bench.summarise(rows)))
     print("wrote " + ", ".join(str(v) for v in paths.values()))
     return 0
@@ -250,6 +231,47 @@ def cmd_smoke(args) -> int:
     return 0
 
 
+# -- full-run -----------------------------------------------------------------------------------
+def add_full_run(subparsers) -> None:
+    p = subparsers.add_parser(
+        "full-run", help="on a GPU: every chapter in the full profile, then the bench over seeds",
+        description="Print the estimated time (seconds per step measured here × the schedule's "
+        "steps), execute every chapter notebook in the full profile recording wall time and peak "
+        "GPU memory, then run every method over several seeds on MNIST and Fashion-MNIST. "
+        "Resumable. --scale smoke runs the same code paths with every count cut down, on a CPU.")
+    p.add_argument("--scale", choices=("full", "smoke"), default="full",
+                   help="smoke: a few steps of everything, written under _build/full-run-smoke")
+    p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+                   help="bench seeds per method and dataset (default: 5; 1 at smoke scale)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="default: results/ (smoke: _build/full-run-smoke/)")
+    p.add_argument("--device", default=None, help="as for run")
+    p.add_argument("--budget", type=float, default=12.0, metavar="MIN",
+                   help="minutes the estimate is compared with (default: %(default)s)")
+    p.add_argument("--no-chapters", action="store_true", help="skip the chapters")
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
+    p.add_argument("--estimate-only", action="store_true", help="print the estimate and stop")
+    p.set_defaults(func=cmd_full_run)
+
+
+def cmd_full_run(args) -> int:
+    from . import fullrun
+
+    if args.device is not None:
+        from . import config
+
+        try:
+            config.device(args.device)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    seeds = args.seeds or (1 if args.scale == "smoke" else 5)
+    only_estimate = args.estimate_only
+    return fullrun.main(scale=args.scale, seeds=seeds, out=args.out, device_name=args.device,
+                        do_chapters=not (args.no_chapters or only_estimate),
+                        do_bench=not (args.no_bench or only_estimate), budget_min=args.budget,
+                        command=args.command_line, log=lambda line: print(line, flush=True))
+
+
 # -- student-notebooks ------------------------------------------------------------------------
 def add_student_notebooks(subparsers) -> None:
     p = subparsers.add_parser(
@@ -283,7 +305,7 @@ def cmd_student_notebooks(args) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-COMMANDS = [add_run, add_bench, add_study, add_smoke, add_student_notebooks]
+COMMANDS = [add_run, add_bench, add_study, add_smoke, add_full_run, add_student_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:

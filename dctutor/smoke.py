@@ -36,7 +36,7 @@ CAPS: dict[str, int] = {
     "ablation_num_epochs": 2, "ablation_warmup_epochs": 1,
     "max_steps": 6, "collapse_max_steps": 6, "update_interval": 3, "collapse_update_interval": 2,
     "kmeans_restarts": 1, "kmeans_n_init": 1, "seeds": 1, "repeats": 1, "eval_every": 1,
-    "max_k": 5, "scatter_points": 200, "tsne_points": 100,
+    "max_k": 12, "scatter_points": 200, "tsne_points": 100,
     "fashion_subset": 1200, "collapse_subset": 300, "ablation_subset": 300,
 }
 SAMPLES = 1200   # images the smoke trains on (≥ the largest batch size of any profile)
@@ -64,18 +64,20 @@ class Recorder(dict):
         return set(self) - self.read
 
 
+def cap(entries: dict) -> dict:
+    """A copy of one schedule section with every count in :data:`CAPS` cut down."""
+    capped = {}
+    for key, value in entries.items():
+        if key in CAPS:              # None means "all of it": capped too
+            value = CAPS[key] if value is None else min(value, CAPS[key])
+        capped[key] = value
+    return capped
+
+
 def smoke_schedules(profile: str) -> dict[str, Recorder]:
     """The profile's schedule table with every count in :data:`CAPS` cut down, as recorders."""
-    table = config.schedule(None, profile)
-    out = {}
-    for section, entries in table.items():
-        capped = {}
-        for key, value in entries.items():
-            if key in CAPS:          # None means "all of it": capped too
-                value = CAPS[key] if value is None else min(value, CAPS[key])
-            capped[key] = value
-        out[section] = Recorder(capped)
-    return out
+    return {section: Recorder(cap(entries))
+            for section, entries in config.schedule(None, profile).items()}
 
 
 @contextlib.contextmanager
