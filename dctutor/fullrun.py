@@ -54,7 +54,7 @@ def run_chapter(path: Path, timeout: int = 3600, keep_going: bool = False) -> di
     """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
 
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
@@ -66,6 +66,9 @@ def run_chapter(path: Path, timeout: int = 3600, keep_going: bool = False) -> di
         client.execute()
     except CellExecutionError as err:
         errors.append(_plain(str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)))
+    except DeadKernelError as err:              # out of memory, a crash in native code
+        errors.append(f"the kernel died ({err}); output so far is lost")
+        keep_going = False
     seconds = time.perf_counter() - t0
     if keep_going:
         errors = [f"cell {i}: {out.get('ename')}: {_plain(out.get('evalue', ''))}"

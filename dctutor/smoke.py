@@ -36,7 +36,7 @@ CAPS: dict[str, int] = {
     "ablation_num_epochs": 2, "ablation_warmup_epochs": 1,
     "max_steps": 6, "collapse_max_steps": 6, "update_interval": 3, "collapse_update_interval": 2,
     "kmeans_restarts": 1, "kmeans_n_init": 1, "seeds": 1, "repeats": 1, "eval_every": 1,
-    "max_k": 12, "scatter_points": 200, "tsne_points": 100,
+    "scatter_points": 200, "tsne_points": 100,
     "fashion_subset": 1200, "collapse_subset": 300, "ablation_subset": 300,
 }
 SAMPLES = 1200   # images the smoke trains on (≥ the largest batch size of any profile)

@@ -17,7 +17,7 @@ import torch
 from conftest import shared_data_root
 from dctutor import config, smoke
 
-COUNT = re.compile(r"(epochs|steps|subset|points|restarts|n_init|seeds|repeats|max_k|interval)$")
+COUNT = re.compile(r"(epochs|steps|subset|points|restarts|n_init|seeds|repeats|interval)$")
 
 
 def test_every_count_entry_is_capped():
