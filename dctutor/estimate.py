@@ -215,6 +215,38 @@ def table(profile: str, costs: dict[str, StepCost], seeds: int = 5,
     return rows, totals
 
 
+# Assumptions for a projection onto a GPU from a machine without one: sustained TFLOP/s and a
+# fixed cost per optimiser step (kernel launches, Python), a pessimistic and an optimistic pair.
+GPU_ASSUMPTIONS = ((20e12, 4e-4), (60e12, 2e-4))
+
+
+def project(costs: dict[str, StepCost], tflops: float, overhead_s: float) -> dict[str, StepCost]:
+    """Step costs on an assumed GPU: ``flops / tflops + overhead_s`` seconds per step.
+
+    A projection from the counted FLOPs, not a measurement: it ignores memory bandwidth and
+    assumes every step reaches the stated throughput."""
+    return {k: StepCost(k, c.batch_size, c.flops / tflops + overhead_s, c.flops)
+            for k, c in costs.items()}
+
+
+def projection_lines(profile: str, costs: dict[str, StepCost], seeds: int = 5,
+                     datasets: int = 2) -> list[str]:
+    """Per-part minutes on the assumed GPUs of :data:`GPU_ASSUMPTIONS` (a range, labelled)."""
+    ranges: dict[str, list[float]] = {}
+    for tflops, overhead in GPU_ASSUMPTIONS:
+        _, totals = table(profile, project(costs, tflops, overhead), seeds, datasets)
+        for part, sec in totals.items():
+            ranges.setdefault(part, []).append(sec / 60)
+        ranges.setdefault("total", []).append(sum(totals.values()) / 60)
+    head = ", ".join(f"{t / 1e12:.0f} TFLOP/s and {1e3 * o:.1f} ms/step"
+                     for t, o in GPU_ASSUMPTIONS)
+    lines = [f"Projection onto a GPU (an estimate from the FLOPs above, assuming {head}; "
+             "training steps only):"]
+    for part, (a, b) in ranges.items():
+        lines.append(f"  {part:24s} {min(a, b):6.1f} – {max(a, b):.1f} min")
+    return lines
+
+
 def render(rows: list[dict], totals: dict[str, float], costs: dict[str, StepCost],
            device_name: str, budget_s: float | None = None) -> str:
     """The estimate as text: step costs measured, stages, totals per part, grand total."""

@@ -155,6 +155,8 @@ def main(scale: str = "full", seeds: int = 5, out: Path | None = None, device_na
     costs = estimate.measure("full", dev, quick=dev.type != "cuda")
     rows, totals = estimate.table("full", costs, seeds=seeds, datasets=2)
     log(estimate.render(rows, totals, costs, config.device_name(dev), budget_s=60 * budget_min))
+    if dev.type != "cuda":
+        log("\n".join(estimate.projection_lines("full", costs, seeds=seeds, datasets=2)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "estimate-full.json").write_text(json.dumps(
         {"device": config.device_name(dev), "smoke": scale == "smoke", "seeds": seeds,

@@ -79,3 +79,9 @@ def test_keep_going_reports_a_crash_after_a_failed_check(tmp_path):
     nbformat.write(nb, tmp_path / "03_x.ipynb")
     rec = fullrun.run_chapter(tmp_path / "03_x.ipynb", keep_going=True)
     assert not rec["only_failed_checks"] and rec["error"].startswith("cell 0: RuntimeError")
+
+
+def test_projection_is_a_labelled_range():
+    lines = estimate.projection_lines("full", fake_costs("full"))
+    assert "an estimate" in lines[0] and "TFLOP/s" in lines[0]
+    assert any(line.strip().startswith("total") and "–" in line for line in lines)
