@@ -132,3 +132,10 @@ def test_every_cited_key_is_in_the_bibliography():
 def test_chapter_states_learning_objectives(source):
     text = source.read_text()
     assert ":::{admonition} After this chapter you can" in text, f"{source.name}: no objectives"
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_no_doubled_exercise_word(source):
+    """sphinx-exercise renders {ref} to an exercise as "Exercise N": "exercise {ref}`x`" doubles it."""
+    bad = re.findall(r"[Ee]xercises? \{ref\}`[^`]+`", source.read_text())
+    assert not bad, f"{source.name}: {bad}"
