@@ -392,13 +392,9 @@ def load_available(name: str, profile: str, root: str | Path | None = None) -> l
         return load(name, "quick", root)
 
 
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value) of a sequence of numbers."""
-    v = np.asarray(list(values), dtype=float)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-
-
 def pm(values, digits: int = 3) -> str:
     """``"0.612 ± 0.018"``: mean ± sample standard deviation of ``values``."""
-    m, sd = mean_std(values)
+    from .bench import mean_std
+
+    m, sd = mean_std(list(values))
     return f"{m:.{digits}f} ± {sd:.{digits}f}"
