@@ -1,4 +1,4 @@
-"""Rerun any method of the book on any dataset and seed, and benchmark them all (chapter 6).
+"""Rerun any method of the book on any dataset and seed, and benchmark them all (chapter 7).
 
 Each runner takes the prepared inputs and the profile's schedules and returns a result
 ``dict`` with ``acc``, ``nmi``, ``ari``, ``seconds`` (wall time of the whole method, training
@@ -28,7 +28,8 @@ import torch
 
 from . import config, data, metrics
 
-METHODS = ("kmeans", "pca-kmeans", "ae-kmeans", "sdae-kmeans", "dec", "iic")
+METHODS = ("kmeans", "pca-kmeans", "ae-kmeans", "sdae-kmeans", "dec", "iic", "umap-gmm", "n2d",
+           "idec")
 QUICK_MAX_SAMPLES = 5000
 SMOKE_MAX_SAMPLES = 2000   # with $DCTUTOR_SMOKE (config.smoke_scale)
 N_CLUSTERS = 10
@@ -173,6 +174,75 @@ def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
     return _scores(p.y, labels.cpu().numpy(), time.perf_counter() - t0, samples)
 
 
+def _n2d_autoencoder(p: Prepared, seed: int, cache: dict):
+    """N2D's autoencoder (784-500-500-2000-10, ReLU) for this seed, trained once per (dataset,
+    seed) and shared by ``n2d`` and ``idec`` (which trains a copy)."""
+    from . import autoencoders as ae
+
+    key = ("n2d-ae", p.name, seed)
+    if key not in cache:
+        s = config.schedule("manifold", p.profile)
+        t0 = time.perf_counter()
+        config.seed_everything(seed)
+        model = ae.MLPAutoencoder(s["ae_dims"], hidden="relu", output="sigmoid").to(p.device)
+        model.init_output_bias(p.X)
+        h = ae.train_autoencoder(model, p.X, num_epochs=s["ae_num_epochs"],
+                                 batch_size=s["ae_batch_size"], lr=s["ae_lr"], seed=seed,
+                                 desc=f"autoencoder seed {seed}")
+        cache[key] = (model, time.perf_counter() - t0, len(h["epoch"]) * len(p.X))
+    return cache[key]
+
+
+def run_umap_gmm(p: Prepared, seed: int, cache: dict) -> dict:
+    """UMAP on the raw pixels, then a Gaussian mixture (chapter 6, :mod:`dctutor.manifold`)."""
+    from . import manifold
+
+    s = config.schedule("manifold", p.profile)
+    t0 = time.perf_counter()
+    labels, _ = manifold.umap_gmm(p.X, N_CLUSTERS, n_neighbors=s["umap_n_neighbors"],
+                                  min_dist=s["umap_min_dist"], seed=seed)
+    return _scores(p.y, labels, time.perf_counter() - t0)
+
+
+def run_n2d(p: Prepared, seed: int, cache: dict) -> dict:
+    """N2D: the autoencoder's 10-D codes, then UMAP, then a Gaussian mixture (chapter 6)."""
+    from . import autoencoders as ae
+    from . import manifold
+
+    model, ae_seconds, samples = _n2d_autoencoder(p, seed, cache)
+    s = config.schedule("manifold", p.profile)
+    t0 = time.perf_counter()
+    labels, _ = manifold.umap_gmm(ae.encode(model, p.X), N_CLUSTERS,
+                                  n_neighbors=s["umap_n_neighbors"], min_dist=s["umap_min_dist"],
+                                  seed=seed)
+    return _scores(p.y, labels, ae_seconds + time.perf_counter() - t0, samples,
+                   pretrain_seconds=ae_seconds)
+
+
+def run_idec(p: Prepared, seed: int, cache: dict) -> dict:
+    """IDEC (Guo et al. 2017): DEC with the decoder kept, L_rec + γ L_KL, from N2D's autoencoder."""
+    import copy
+
+    from . import dec
+
+    base, ae_seconds, _ = _n2d_autoencoder(p, seed, cache)
+    s = config.schedule("manifold", p.profile)
+    t0 = time.perf_counter()
+    autoencoder = copy.deepcopy(base)                 # n2d keeps the pretrained one
+    model = dec.DEC(autoencoder.encoder, N_CLUSTERS, embedding_dim=autoencoder.code_size).to(p.device)
+    hist = dec.train_dec(model, p.X, None, decoder=autoencoder.decoder, gamma=s["idec_gamma"],
+                         optimizer=s["idec_optimizer"], lr=s["idec_lr"],
+                         batch_size=s["idec_batch_size"], update_interval=s["idec_update_interval"],
+                         tol=s["idec_tol"], max_steps=s["idec_max_steps"],
+                         kmeans_restarts=s["kmeans_restarts"], seed=seed, desc=f"IDEC seed {seed}")
+    labels = model.predict(p.X)
+    stage = time.perf_counter() - t0
+    return _scores(p.y, labels.cpu().numpy(), ae_seconds + stage,
+                   hist.steps * s["idec_batch_size"], pretrain_seconds=ae_seconds,
+                   dec_seconds=stage, dec_steps=hist.steps, stop_reason=hist.stop_reason,
+                   reconstruction=hist.last("reconstruction"))
+
+
 RUNNERS: dict[str, Callable[[Prepared, int, dict], dict]] = {
     "kmeans": run_kmeans,
     "pca-kmeans": run_pca_kmeans,
@@ -180,6 +250,9 @@ RUNNERS: dict[str, Callable[[Prepared, int, dict], dict]] = {
     "sdae-kmeans": run_sdae_kmeans,
     "dec": run_dec,
     "iic": run_iic,
+    "umap-gmm": run_umap_gmm,
+    "n2d": run_n2d,
+    "idec": run_idec,
 }
 
 
@@ -200,6 +273,12 @@ def versions() -> dict[str, str]:
 
         out["torchvision"] = torchvision.__version__
     except Exception:  # torchvision is optional for every runner
+        pass
+    try:
+        import umap
+
+        out["umap-learn"] = umap.__version__
+    except Exception:  # only the manifold methods need it
         pass
     return out
 

@@ -117,6 +117,27 @@ SCHEDULES: dict[str, dict[str, dict]] = {
             ablation_alphas=(1.0, 10.0),
             ablation_warmup_epochs=5,   # the warm-up run: alpha = 1 for 5 epochs, then 10
         ),
+        # Chapter 6: does it need to be deep? (UMAP + GMM, N2D, IDEC, choosing K, own data)
+        "manifold": dict(
+            dataset="mnist-5k",
+            umap_n_neighbors=20,        # N2D's; the neighbourhood UMAP keeps
+            umap_min_dist=0.0,          # pack neighbours tightly: we cluster, not draw
+            ae_dims=(784, 500, 500, 2000, 10),   # N2D's (and DEC's) autoencoder, ReLU
+            ae_batch_size=256,
+            ae_lr=1e-3,
+            ae_num_epochs=40,           # 800 Adam steps on the 5,000 digits
+            idec_gamma=0.1,             # Guo et al. 2017: L_rec + 0.1 L_KL
+            idec_optimizer="adam",
+            idec_lr=1e-3,
+            idec_batch_size=256,
+            idec_update_interval=20,    # one pass over the sample between target refreshes
+            idec_tol=0.001,
+            idec_max_steps=600,
+            kmeans_restarts=20,
+            choose_ks=(4, 6, 8, 9, 10, 11, 12, 14, 16),   # K tried without labels
+            stability_seeds=3,
+            fashion_dataset="fashion-mnist-5k",
+        ),
     },
     "full": {
         "pca_ae": dict(
@@ -189,6 +210,27 @@ SCHEDULES: dict[str, dict[str, dict]] = {
             ablation_num_epochs=10,
             ablation_alphas=(1.0, 10.0),
             ablation_warmup_epochs=5,
+        ),
+        "manifold": dict(
+            dataset="mnist",
+            umap_n_neighbors=20,
+            umap_min_dist=0.0,
+            ae_dims=(784, 500, 500, 2000, 10),
+            ae_batch_size=256,
+            ae_lr=1e-3,
+            # 5.5k Adam steps, about 3.5 minutes on 2 CPU cores; N2D trains 1,000 epochs (274k)
+            ae_num_epochs=20,
+            idec_gamma=0.1,
+            idec_optimizer="adam",
+            idec_lr=1e-3,
+            idec_batch_size=256,
+            idec_update_interval=140,   # IDEC's and DEC's on MNIST
+            idec_tol=0.001,
+            idec_max_steps=2800,        # 10 epochs of the 70,000 images
+            kmeans_restarts=20,
+            choose_ks=(4, 6, 8, 9, 10, 11, 12, 14, 16),
+            stability_seeds=3,
+            fashion_dataset="fashion-mnist",
         ),
     },
 }

@@ -463,6 +463,19 @@ class DECHistory(_History):
                 f"refreshes={len(self.get('step', []))})")
 
 
+@torch.no_grad()
+def _reconstruction(model: DEC, decoder: _nn.Module, X: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Mean squared reconstruction error per input unit of ``decoder(model.embed(X))`` (a 0-d tensor)."""
+    was = decoder.training
+    decoder.eval()
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    for start in range(0, len(X), batch_size):
+        xb = X[start:start + batch_size]
+        total += (decoder(model.embed(xb)) - xb).pow(2).sum().double()
+    decoder.train(was)
+    return total / X.numel()
+
+
 def _endless_batches(n: int, batch_size: int, device, generator):
     while True:
         yield from _batches(n, batch_size, device=device, generator=generator)
@@ -473,8 +486,10 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
               update_interval: int = 140, tol: float = 0.001, max_steps: int = 20000,
               kmeans_restarts: int = 20, init: bool = True, collapse_fraction: float = 0.9,
               dead_fraction: float = 0.1,
-              hand_gradient: bool = False, seed: int = 0, eval_batch_size: int = 65536,
-              progress: bool = True, desc: str = "DEC") -> DECHistory:
+              hand_gradient: bool = False, decoder: _nn.Module | None = None,
+              gamma: float = 0.1, optimizer: str = "sgd", seed: int = 0,
+              eval_batch_size: int = 65536, progress: bool = True,
+              desc: str = "DEC") -> DECHistory:
     """Train DEC on X (N × D, on the device): k-means init, then KL(P‖Q) with periodic targets.
 
     1. ``init``: centres from k-means with ``kmeans_restarts`` restarts on the embedding.
@@ -493,10 +508,16 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
     then stop changing the run stops with ``stop_reason = "collapsed"`` — never
     ``"converged"``.
 
+    IDEC (Guo et al. 2017): with a ``decoder`` (code → input, the autoencoder's), every step
+    minimises ``L_rec + gamma · L_KL`` instead, the reconstruction error (mean squared, per input
+    unit) of ``decoder(encoder(x))`` keeping the embedding faithful to the images; encoder,
+    decoder and centres are trained together, and the history logs ``reconstruction`` at every
+    refresh. ``optimizer`` is ``"sgd"`` (with ``momentum``; DEC's) or ``"adam"`` (IDEC's).
+
     Labels ``y`` (N,) are only scored (ACC, NMI, ARI in the history); they never touch training.
 
     Returns:
-        a :class:`DECHistory`; the model is left in evaluation mode.
+        a :class:`DECHistory`; the model (and ``decoder``) are left in evaluation mode.
 
     Raises:
         ValueError: more clusters than points, non-finite inputs, a bad schedule, labels of the
@@ -514,6 +535,10 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
         raise ValueError(f"collapse_fraction must be in (0, 1], got {collapse_fraction}")
     if not 0 <= dead_fraction < 1:
         raise ValueError(f"dead_fraction must be in [0, 1), got {dead_fraction}")
+    if decoder is not None and not gamma > 0:
+        raise ValueError(f"gamma (the KL weight of IDEC) must be positive, got {gamma}")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose 'sgd' or 'adam'")
     y_idx = n_classes = None
     if y is not None:
         y_np = torch.as_tensor(y).detach().cpu().numpy()
@@ -532,9 +557,18 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
         prev = None
     history = DECHistory()
     history.initial_labels = prev
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    loss_fn = (lambda z, p: kl_loss_hand(z, model.centers, p, model.alpha)) if hand_gradient else \
-              (lambda z, p: kl_loss(soft_assign(z, model.centers, model.alpha), p, check=False))
+    params = list(model.parameters()) + (list(decoder.parameters()) if decoder is not None else [])
+    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum) if optimizer == "sgd"
+           else torch.optim.Adam(params, lr=lr))
+    kl_fn = (lambda z, p: kl_loss_hand(z, model.centers, p, model.alpha)) if hand_gradient else \
+            (lambda z, p: kl_loss(soft_assign(z, model.centers, model.alpha), p, check=False))
+    if decoder is None:
+        def loss_fn(x, p):
+            return kl_fn(model.embed(x), p)
+    else:                                                     # IDEC: L_rec + gamma * L_KL
+        def loss_fn(x, p):
+            z = model.embed(x)
+            return _nn.functional.mse_loss(decoder(z), x) + gamma * kl_fn(z, p)
     gen = torch.Generator().manual_seed(seed)
     stream = _endless_batches(N, batch_size, X.device, gen)
 
@@ -561,7 +595,9 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
             dev = loss.device
             summary = torch.stack([loss.double(), kl.double(), change.to(dev),
                                    size_entropy(sizes).to(dev), q.max(dim=1).values.mean().double(),
-                                   *(v.double() for v in geometry.values())]).cpu()
+                                   *(v.double() for v in geometry.values()),
+                                   *([_reconstruction(model, decoder, X, eval_batch_size)]
+                                     if decoder is not None else [])]).cpu()
             _check_finite(summary[:2], "DEC loss", step=step)
             sizes_list = sizes.cpu().tolist()
             largest = max(sizes_list) / N
@@ -573,6 +609,8 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                           size_entropy=float(summary[3]), largest=largest, nonempty=nonempty,
                           alive=alive, collapsed=collapsed, confidence=float(summary[4]),
                           **{name: float(v) for name, v in zip(geometry, summary[5:])})
+            if decoder is not None:
+                record["reconstruction"] = float(summary[-1])
             if y_idx is not None:   # a classes × clusters table, built on the device
                 counts = torch.bincount(y_idx + labels, minlength=n_classes * K)
                 record.update(contingency_scores(counts.reshape(n_classes, K).cpu().numpy()))
@@ -604,7 +642,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
             total = torch.zeros((), device=X.device)
             for _ in range(n_steps):
                 idx = next(stream)
-                loss = loss_fn(model.embed(X[idx]), p[idx])
+                loss = loss_fn(X[idx], p[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -617,6 +655,8 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
         if bar is not None:
             bar.close()
         model.eval()
+        if decoder is not None:
+            decoder.eval()
     history.steps = step
     history.labels = labels
     return history
