@@ -200,7 +200,8 @@ def run_umap_gmm(p: Prepared, seed: int, cache: dict) -> dict:
     s = config.schedule("manifold", p.profile)
     t0 = time.perf_counter()
     labels, _ = manifold.umap_gmm(p.X, N_CLUSTERS, n_neighbors=s["umap_n_neighbors"],
-                                  min_dist=s["umap_min_dist"], seed=seed)
+                                  min_dist=s["umap_min_dist"], seed=seed,
+                                  gmm_n_init=s["gmm_n_init"])
     return _scores(p.y, labels, time.perf_counter() - t0)
 
 
@@ -214,7 +215,7 @@ def run_n2d(p: Prepared, seed: int, cache: dict) -> dict:
     t0 = time.perf_counter()
     labels, _ = manifold.umap_gmm(ae.encode(model, p.X), N_CLUSTERS,
                                   n_neighbors=s["umap_n_neighbors"], min_dist=s["umap_min_dist"],
-                                  seed=seed)
+                                  seed=seed, gmm_n_init=s["gmm_n_init"])
     return _scores(p.y, labels, ae_seconds + time.perf_counter() - t0, samples,
                    pretrain_seconds=ae_seconds)
 

@@ -63,8 +63,9 @@ class Dataset:
     """Images and labels of one split, kept as CPU tensors until asked for on a device.
 
     Attributes:
-        images: uint8 tensor, N × 28 × 28, pixels 0–255.
-        labels: int64 tensor, N.
+        images: uint8 tensor, N × 28 × 28, pixels 0–255 (or, from :func:`from_array`, floats
+            already in [0, 1], N × D or N × H × W).
+        labels: int64 tensor, N (−1 where a dataset from :func:`from_array` has no labels).
         name: ``"mnist"``, ``"fashion-mnist"``, ``"mnist-5k"`` or ``"fashion-mnist-5k"``.
         split: ``"train"``, ``"test"`` or ``"all"``.
         source: where the data was read from.
@@ -91,8 +92,13 @@ class Dataset:
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Float inputs in [0, 1] on ``device`` (default cpu): N × 784 if ``flat``, else N × 1 × 28 × 28."""
         x = self.images.to(device=device if device is not None else "cpu")
-        x = x.to(dtype).div_(255.0)
+        x = x.to(dtype).div_(255.0) if self.images.dtype == torch.uint8 else x.to(dtype)
         return x.reshape(len(self), -1) if flat else x.unsqueeze(1)
+
+    @property
+    def has_labels(self) -> bool:
+        """False for a dataset made by :func:`from_array` without ``y``."""
+        return bool((self.labels >= 0).all())
 
     def targets(self, device: torch.device | str | None = None) -> torch.Tensor:
         """The labels (int64, N) on ``device``."""
@@ -287,3 +293,80 @@ def load(name: str, split: str = "all", root: str | os.PathLike | None = None,
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
     source = str(found[parts[0]][0].parent)
     return Dataset(torch.from_numpy(x.copy()), torch.from_numpy(y), name, split, source, classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# your own data (chapter 6, "Your own data")
+
+
+def from_array(X, y=None, image_shape: tuple[int, int] | None = None, *, name: str = "custom",
+               classes: tuple | None = None) -> Dataset:
+    """Your own data as a :class:`Dataset`, checked, with features scaled to [0, 1].
+
+    Args:
+        X: N × D (points or flattened images) or N × H × W (images), a NumPy array, a list or a
+            tensor of numbers. Scaled to [0, 1] by its overall minimum and maximum unless it
+            already lies there (uint8 images are divided by 255), so the book's autoencoders
+            with a sigmoid output can reconstruct it.
+        y: N labels, used only for scoring; ``None`` if there are none (then ``labels`` are −1).
+        image_shape: ``(H, W)`` when the rows of an N × D array are images (H · W = D); an
+            N × H × W array is images already. Images let ``inputs(flat=False)`` give
+            N × 1 × H × W for a convolutional network.
+        name, classes: how the dataset is shown.
+
+    Raises:
+        ValueError: an array that is not 2-D or 3-D, fewer than 2 points, NaN or infinite
+            values, a constant array, labels of the wrong length, or an ``image_shape`` that
+            does not match D.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        X = np.asarray(X)
+        if X.dtype == object:
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError("X must be a rectangular array of numbers (N × D or N × H × W)") from None
+    if X.dtype.kind not in "uif":
+        raise ValueError(f"X must hold numbers, got dtype {X.dtype}")
+    if X.ndim not in (2, 3):
+        raise ValueError(f"X must be N × D (one row per point) or N × H × W (images), got "
+                         f"{X.ndim} dimension(s), shape {X.shape}")
+    if len(X) < 2:
+        raise ValueError(f"X needs at least 2 points to cluster, got {len(X)}")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        bad = int((~np.isfinite(X)).sum())
+        raise ValueError(f"X holds {bad} NaN or infinite value(s); remove or impute them first "
+                         "(e.g. sklearn.impute.SimpleImputer)")
+    if image_shape is not None:
+        h, w = (int(v) for v in image_shape)
+        if X.ndim == 3 and X.shape[1:] != (h, w):
+            raise ValueError(f"image_shape {(h, w)} does not match the images' {X.shape[1:]}")
+        if X.ndim == 2:
+            if h * w != X.shape[1]:
+                raise ValueError(f"image_shape {(h, w)} has {h * w} pixels but the rows of X hold "
+                                 f"{X.shape[1]} values")
+            X = X.reshape(len(X), h, w)
+    if X.dtype == np.uint8:
+        scaled = X.astype(np.float32) / 255.0
+    else:
+        X = X.astype(np.float64)
+        lo, hi = float(X.min()), float(X.max())
+        if hi == lo:
+            raise ValueError("X is constant: every value is the same, there is nothing to cluster")
+        scaled = X if 0.0 <= lo and hi <= 1.0 else (X - lo) / (hi - lo)
+    if y is None:
+        labels = np.full(len(X), -1, dtype=np.int64)
+    else:
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        y = np.asarray(y)
+        if y.shape != (len(X),):
+            raise ValueError(f"y must hold one label per point ({len(X)}), got shape {y.shape}")
+        _, labels = np.unique(y, return_inverse=True)     # any labels → 0 … C−1
+        labels = labels.reshape(-1).astype(np.int64)
+        if classes is None:
+            classes = tuple(str(c) for c in np.unique(y))
+    return Dataset(torch.from_numpy(np.ascontiguousarray(scaled, dtype=np.float32)),
+                   torch.from_numpy(labels), name, "all", "from_array",
+                   classes if classes is not None else ())
