@@ -10,7 +10,9 @@ Commands:
   ACC/NMI/ARI (:mod:`dctutor.bench`); ``--json PATH`` writes every run.
 * ``bench`` — every method over a few seeds on both datasets: a results table (CSV, Markdown,
   JSON) with wall times and throughput, the source of the book's results chapter.
-* ``student-notebooks OUT_DIR`` — every chapter notebook with its solutions removed and its
+* ``notebooks`` — regenerate the reader notebooks ``notebooks/NN_name.ipynb`` from the chapters'
+  MyST sources (:mod:`dctutor.reader`); ``--check`` only says whether they are in sync.
+* ``student-notebooks OUT_DIR`` — every reader notebook with its solutions removed and its
   exercise cells blanked (:mod:`dctutor.student`).
 
 Bad input (an unknown method or dataset, ``--seeds 0``, a missing dataset, an unavailable
@@ -272,19 +274,62 @@ def cmd_full_run(args) -> int:
                         command=args.command_line, log=lambda line: print(line, flush=True))
 
 
+# -- notebooks ---------------------------------------------------------------------------------
+def add_notebooks(subparsers) -> None:
+    p = subparsers.add_parser(
+        "notebooks", help="regenerate the reader notebooks (notebooks/) from book/NN_name.md",
+        description="Write notebooks/NN_name.ipynb for every chapter book/NN_name.md: the "
+        "notebook Colab opens and the site offers for download, in plain Jupyter Markdown "
+        "(no MyST), without outputs. Run it from the repository root after editing a chapter "
+        "(or a function a chapter includes with {literalinclude}).")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if a notebook is missing or out of date")
+    p.add_argument("--root", type=Path, default=Path("."),
+                   help="the repository root (default: the current folder)")
+    p.add_argument("chapters", nargs="*", metavar="NN",
+                   help="only the chapters whose file name starts with these (default: all)")
+    p.set_defaults(func=cmd_notebooks)
+
+
+def cmd_notebooks(args) -> int:
+    from . import reader
+
+    if not (args.root / "book").is_dir() or not (args.root / "_toc.yml").is_file():
+        print(f"dctutor notebooks: {args.root.resolve()} is not the repository root "
+              "(no book/ or _toc.yml)", file=sys.stderr)
+        return 2
+    try:
+        results = reader.write_notebooks(root=args.root, check=args.check,
+                                         only=args.chapters or None)
+    except reader.ConversionError as err:
+        print(f"dctutor notebooks: {err}", file=sys.stderr)
+        return 2
+    changed = [path for path, was_changed in results if was_changed]
+    for path in changed:
+        print(f"{'out of date' if args.check else 'written'}: {path}")
+    if args.check and changed:
+        print("the reader notebooks are out of sync with book/*.md: run "
+              "python -m dctutor notebooks", file=sys.stderr)
+        return 1
+    print(f"{len(results)} reader notebook(s), {len(changed)} "
+          f"{'out of date' if args.check else 'changed'}")
+    return 0
+
+
 # -- student-notebooks ------------------------------------------------------------------------
 def add_student_notebooks(subparsers) -> None:
     p = subparsers.add_parser(
         "student-notebooks",
         help="write every chapter notebook without its solutions, exercises blanked",
-        description="Write a copy of every chapter notebook (book/NN_name.ipynb, or converted "
-        "from book/NN_name.md) into OUT_DIR with the {solution} blocks removed and the code "
+        description="Write a copy of every reader notebook (notebooks/NN_name.ipynb, made by "
+        "'python -m dctutor notebooks') into OUT_DIR with the solutions removed and the code "
         "cells tagged 'exercise' blanked to '# your code here'. The copies run top to bottom.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write into "
                    "(created if missing; existing notebooks of the same name are replaced)")
-    p.add_argument("--book", type=Path, default=Path("book"),
-                   help="the book's chapter folder (default: %(default)s)")
+    p.add_argument("--from", "--book", dest="book", type=Path, default=Path("notebooks"),
+                   help="the folder of chapter notebooks (NN_name.ipynb) or MyST sources "
+                   "(NN_name.md) to start from (default: %(default)s, the reader notebooks)")
     p.set_defaults(func=cmd_student_notebooks)
 
 
@@ -305,7 +350,8 @@ def cmd_student_notebooks(args) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
-COMMANDS = [add_run, add_bench, add_study, add_smoke, add_full_run, add_student_notebooks]
+COMMANDS = [add_run, add_bench, add_study, add_smoke, add_full_run, add_notebooks,
+            add_student_notebooks]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@
 
 1. Prints the estimate of :mod:`dctutor.estimate` — seconds per step measured on this device
    times the steps of the schedule — before anything long starts.
-2. Executes every chapter notebook (``book/NN_*.ipynb``) in the profile and records its wall time
+2. Executes every chapter's reader notebook (``notebooks/NN_*.ipynb``) in the profile and records its wall time
    and the peak GPU memory its kernel allocated (``<out>/runtimes-<profile>.json``, rewritten
    after every chapter; a rerun skips chapters already done).
 3. Runs every benchmark method over ``--seeds`` seeds on MNIST and Fashion-MNIST into
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import config
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
+BOOK = Path(__file__).resolve().parents[1] / "notebooks"  # the reader notebooks
 PEAK_MARK = "DCTUTOR_PEAK_GPU_BYTES"
 PEAK_CELL = (
     "import json as _json, torch as _torch\n"

@@ -500,6 +500,7 @@ class Chapter:
                 else:
                     out.append(_indent(self.block(d), indent))
             # targets, comments, block breaks and front matter: dropped
+            out.append("\n")  # a replaced block ends a paragraph (or a quote) like a blank line
         keep(line, len(lines))
         flush()
         return parts
@@ -612,7 +613,27 @@ def _pyobject_lines(source: str, dotted: str) -> tuple[int | None, int | None]:
     return start, node.end_lineno
 
 
+def _html_tables(text: str) -> str:
+    """GFM tables in ``text`` as HTML tables. A table inside a quoted block is shown as text by
+    some renderers (nbconvert's mistune); an HTML table is shown by all of them. Math stays as
+    ``$…$`` text in the cells, for the notebook's MathJax to typeset."""
+    from markdown_it import MarkdownIt
+
+    tokens = md().parse(text)
+    tables = [t.map for t in tokens if t.type == "table_open" and t.level == 0]
+    if not tables:
+        return text
+    lines = text.splitlines(keepends=True)
+    plain = MarkdownIt("commonmark").enable("table")
+    for start, end in reversed(tables):
+        html = plain.render("".join(lines[start:end])).strip()
+        html = re.sub(r">\s+<", "><", html)  # one line: a blank line would end the HTML block
+        lines[start:end] = [html + "\n"]
+    return "".join(lines)
+
+
 def _quote(text: str) -> str:
+    text = _html_tables(text)
     return "\n".join(("> " + l) if l.strip() else ">" for l in text.strip("\n").splitlines())
 
 
@@ -677,13 +698,15 @@ def run_time_rows(markdown: str) -> dict[str, str]:
         if len(cells) >= 2 and re.match(r"^`(quick|full)`", cells[0]):
             profile = re.match(r"^`(\w+)`", cells[0]).group(1)
             needs = f"; needs: {cells[2]}" if len(cells) > 2 else ""
-            rows[profile] = f"{cells[0]}: {cells[1]}{needs}".replace("`", "")
+            text = f"{cells[0]}: {cells[1]}{needs}"
+            text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)  # links: their text
+            rows[profile] = re.sub(r"[`*]", "", text)
     return rows
 
 
 def colab_notes(markdown: str) -> list[str]:
     """Sentences of the run-time box about Colab (chapter 4: chapter 2's network is retrained)."""
-    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", markdown)
+    return [re.sub(r"[`*]", "", " ".join(p.split())) for p in re.split(r"\n\s*\n", markdown)
             if "Colab" in p and not p.lstrip().startswith("|")]
 
 
@@ -698,11 +721,19 @@ dctutor.book.choose_profile(PROFILE, DEVICE, RUN_TIME)
 '''
 
 
+def _pieces(text: str, width: int = 84) -> list[str]:
+    """``text`` cut into string literals of at most ``width`` characters (at spaces)."""
+    lines = textwrap.wrap(text, width, break_long_words=False, drop_whitespace=False)
+    return lines or [""]
+
+
 def profile_form(run_time: dict[str, str], notes: list[str]) -> dict:
     table = dict(run_time)
     if notes:
         table["colab"] = " ".join(notes)
-    body = json.dumps(table, ensure_ascii=False, indent=4)
+    body = "{\n" + "".join(f"    {json.dumps(k)}: (\n" + "".join(
+        f"        {json.dumps(piece, ensure_ascii=False)}\n"
+        for piece in _pieces(v)) + "    ),\n" for k, v in table.items()) + "}"
     title, _, rest = PROFILE_FORM.partition("\n")
     return {"cell_type": "code", "execution_count": None,
             "metadata": {"cellView": "form", "tags": ["profile-form"]}, "outputs": [],
@@ -775,7 +806,12 @@ def reader_notebook(path: Path, index: BookIndex | None = None, bib: Bibliograph
             specs = ", ".join(map(repr, _specs(shown, chapter)))
             code = code.rstrip() + f"\ndctutor.book.show_glued({specs})"
         if "remove-cell" in tags:
-            cells.append(form_cell(code, check_title(cell["source"]), tags))
+            title = check_title(cell["source"])
+            first, _, rest = code.lstrip("\n").partition("\n")
+            if first.startswith("#") and first.lstrip("# ") in title and \
+                    not title.endswith("…"):
+                code = rest  # the comment is the title now
+            cells.append(form_cell(code, title, tags))
         elif "hide-input" in tags:
             cells.append(form_cell(code, "Plotting code (hidden on the web page)", tags))
         else:

@@ -1,9 +1,13 @@
 """Student notebooks: every chapter with its solutions removed and its exercises blanked.
 
-``python -m dctutor student-notebooks OUT_DIR`` writes one notebook per chapter of the book
-(``book/NN_name.ipynb``, or converted from ``book/NN_name.md`` with Jupytext when the notebook
-is missing) into ``OUT_DIR``. In each copy
+``python -m dctutor student-notebooks OUT_DIR`` writes one notebook per chapter into ``OUT_DIR``,
+made from the reader notebooks (``notebooks/NN_name.ipynb``, :mod:`dctutor.reader`), so that a
+student's notebook reads like the reader's: plain Jupyter Markdown, the profile form, the checks
+folded. ``--from book`` makes them from other notebooks, or from MyST sources (``NN_name.md``,
+converted with Jupytext, MyST left as it is). In each copy
 
+* every Markdown cell tagged ``solution`` is removed (the reader notebooks put each solution in
+  a cell of its own, folded in ``<details>``);
 * every ``{solution}`` block is removed from the markdown cells — backtick fences
   (```` ```{solution} ex-label ````) and colon fences (``:::{solution} ex-label``), nested
   fences inside them included — as is everything between a gated ``{solution-start}`` and its
@@ -150,6 +154,11 @@ def make_student_notebook(nb: dict) -> tuple[dict, Report]:
     after_answer = False
     for cell in nb.get("cells", []):
         kind, tags = cell.get("cell_type"), _tags(cell)
+        if kind == "markdown" and SOLUTION_TAG in tags:  # a reader notebook's folded solution
+            report.solutions_removed += 1
+            report.cells_removed += 1
+            after_answer = True
+            continue
         if kind == "markdown":
             text, n, gated, ends_with_solution = strip_solutions(_source(cell), gated)
             report.solutions_removed += n
@@ -215,8 +224,9 @@ def write_notebook(nb: dict, path: Path) -> None:
     Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_student_notebooks(out_dir, book_dir="book") -> list[tuple[Path, Path, Report]]:
-    """Write the student version of every chapter of ``book_dir`` into ``out_dir``.
+def write_student_notebooks(out_dir, book_dir="notebooks") -> list[tuple[Path, Path, Report]]:
+    """Write the student version of every chapter of ``book_dir`` (by default the reader
+    notebooks) into ``out_dir``.
 
     Returns ``(source, written, report)`` per chapter. Raises ``ValueError`` when ``book_dir``
     has no chapters, or when ``out_dir`` is ``book_dir`` itself (that would overwrite them).
@@ -225,9 +235,9 @@ def write_student_notebooks(out_dir, book_dir="book") -> list[tuple[Path, Path, 
     sources = chapter_sources(book_dir)
     if not sources:
         raise ValueError(f"no chapters (NN_name.ipynb or NN_name.md) in {book_dir.resolve()}; "
-                         "run this from the repository root or pass --book")
+                         "run this from the repository root or pass --from")
     if out_dir.resolve() == book_dir.resolve():
-        raise ValueError(f"OUT_DIR is the book folder {book_dir}: choose another folder")
+        raise ValueError(f"OUT_DIR is the source folder {book_dir}: choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources:
