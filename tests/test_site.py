@@ -6,9 +6,10 @@ For every page under ``book/`` in the built site this checks that
   element holds an ``<mjx-container>``, no MathJax error (``<mjx-merror>``) is shown, and no raw
   ``$$``, ``\\[``, ``\\(`` or ``\\begin{`` is left in the rendered text outside code;
 * every image loaded (``naturalWidth > 0``), and no file the page asked for failed to load;
-* every chapter (``NN_name``) has a Colab link, and every Colab link points at a
-  ``book/*.ipynb`` that exists in the repository;
-* every chapter offers its ``.ipynb`` and its ``.md`` for download, and both files are in the site.
+* every chapter (``NN_name``) has a Colab link, and every Colab link points at the chapter's
+  reader notebook ``notebooks/NN_name.ipynb``, which exists in the repository;
+* every chapter offers its ``.ipynb`` and its ``.md`` for download, both files are in the site,
+  and the ``.ipynb`` is the reader notebook (plain Jupyter Markdown, :mod:`dctutor.reader`).
 
 The site is ``_build/html`` (``.ci/run`` builds it, then runs this file) or ``$DCTUTOR_SITE``.
 Chromium is found on the ``PATH`` (``chromium``, ``chromium-browser``, ``google-chrome``) or
@@ -373,6 +374,9 @@ def check_page(report, requests, failures, exceptions, page):
             problems.append(f"Colab link of an unexpected form: {url}")
         elif not (path.endswith(".ipynb") and (REPO / path).is_file()):
             problems.append(f"Colab link to {path}, which is not a notebook in the repository")
+        elif CHAPTER.match(name) and path != f"notebooks/{name}.ipynb":
+            problems.append(f"Colab link to {path}, not to the reader notebook "
+                            f"notebooks/{name}.ipynb")
     # -- downloads
     if CHAPTER.match(name):
         for kind, suffix in (("downloadNotebook", ".ipynb"), ("downloadSource", ".md")):
@@ -383,6 +387,13 @@ def check_page(report, requests, failures, exceptions, page):
         path = local_file(href)
         if path is not None and not path.is_file():
             problems.append(f"download link to a file missing from the site: {path}")
+    for href in report["downloadNotebook"]:
+        path = local_file(href)
+        if path is not None and path.is_file() and CHAPTER.match(name):
+            reader = REPO / "notebooks" / f"{name}.ipynb"
+            if not reader.is_file() or path.read_bytes() != reader.read_bytes():
+                problems.append(f"the .ipynb download {path.name} is not the reader notebook "
+                                f"notebooks/{name}.ipynb")
     return problems
 
 
@@ -400,6 +411,7 @@ def test_page_renders_offline(browser, page):
 
 
 def test_colab_link_form():
-    url = "https://colab.research.google.com/github/dctutor/dctutor/blob/main/book/00_intro.ipynb"
-    assert repo_path_of_colab(url) == "book/00_intro.ipynb"
+    url = ("https://colab.research.google.com/github/dctutor/dctutor/blob/main/"
+           "notebooks/00_intro.ipynb")
+    assert repo_path_of_colab(url) == "notebooks/00_intro.ipynb"
     assert repo_path_of_colab("https://example.org/book/00_intro.ipynb") is None

@@ -1,8 +1,12 @@
 """Student notebooks (``python -m dctutor student-notebooks OUT_DIR``, :mod:`dctutor.student`).
 
 * No solution text survives: on a synthetic notebook with every kind of solution, and on every
-  chapter of the book. Solutions are found here with markdown-it (the parser MyST builds on),
+  chapter of the book. The chapters' student notebooks are made from the reader notebooks
+  (``notebooks/``), where each solution is a Markdown cell tagged ``solution``; in MyST
+  notebooks solutions are found here with markdown-it (the parser MyST builds on),
   independently of the line scanner in :mod:`dctutor.student`.
+* The chapters' student notebooks read like the reader notebooks: no MyST, exercises as
+  numbered headings, no folded solution left.
 * The student notebooks run: the synthetic one top to bottom; each chapter's up to its first
   exercise. The cells before a chapter's first exercise are the chapter's own cells unchanged
   (checked for every chapter), and nbval already executes every chapter, so by default only the
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,7 +31,7 @@ from dctutor import cli, student
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
-CHAPTERS = student.chapter_sources(BOOK)
+CHAPTERS = student.chapter_sources(REPO / "notebooks")  # the reader notebooks
 EXECUTE_ALWAYS = {"00_intro"}
 
 
@@ -57,10 +62,16 @@ def _src(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def solution_cells(nb) -> list[str]:
+    """The reader notebooks' solutions: Markdown cells tagged ``solution``."""
+    return [_src(c) for c in nb["cells"] if c["cell_type"] == "markdown"
+            and student.SOLUTION_TAG in c.get("metadata", {}).get("tags", [])]
+
+
 def revealing_lines(original) -> set[str]:
     """Lines of the solutions that appear nowhere else in the notebook (long enough to matter)."""
     bodies = [b for c in original["cells"] if c["cell_type"] == "markdown"
-              for b in solution_bodies(_src(c))]
+              for b in solution_bodies(_src(c))] + solution_cells(original)
     outside = "\n".join(_src(c) for c in original["cells"])
     for body in bodies:  # the notebook minus its solutions
         outside = outside.replace(body, "")
@@ -157,9 +168,13 @@ def test_chapter_from_markdown_when_notebook_missing(tmp_path):
 
 # -- the book's chapters ----------------------------------------------------------------------
 def first_exercise(nb) -> int:
-    """Index of the first cell that is an exercise (tagged code cell or ``{exercise}`` text)."""
+    """Index of the first cell that is an exercise (tagged code cell, ``{exercise}`` text or a
+    reader notebook's *Exercise N* heading)."""
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] == "code" and student.EXERCISE_TAG in student._tags(cell):
+            return i
+        if cell["cell_type"] == "markdown" and re.search(r"^#{2,6} Exercise \d+", _src(cell),
+                                                         re.M):
             return i
         if cell["cell_type"] == "markdown" and any(
                 t.type in ("fence", "colon_fence") and t.info.strip().startswith("{exercise}")
@@ -176,10 +191,29 @@ def test_chapter_student_notebook_has_no_solutions(source):
     original = student.read_notebook(source)
     nb, _ = student.make_student_notebook(original)
     assert not solution_bodies(markdown_text(nb)), "a {solution} block survived"
+    if re.search(r"^#{2,6} Exercise \d+", markdown_text(original), re.M):
+        assert solution_cells(original), "exercises, but no solution cells"
+    assert not solution_cells(nb) and "Solution to Exercise" not in markdown_text(nb)
     text = "\n".join(_src(c) for c in nb["cells"])
     leaked = sorted(line for line in revealing_lines(original) if line in text)
     assert not leaked, f"solution text left in the student notebook: {leaked[:5]}"
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
+def test_chapter_student_notebook_reads_like_the_reader_notebook(source):
+    from test_reader import RAW_MYST
+
+    original = student.read_notebook(source)
+    nb, report = student.make_student_notebook(original)
+    text = markdown_text(nb)
+    for pattern in RAW_MYST:
+        assert not re.search(pattern, text, re.M), f"raw MyST ({pattern}) in {source.name}"
+    headings = re.findall(r"^#{2,6} (Exercise \d+)", text, re.M)
+    assert headings == re.findall(r"^#{2,6} (Exercise \d+)", markdown_text(original), re.M)
+    assert report.solutions_removed == len(solution_cells(original))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "profile-form" in code[1]["metadata"].get("tags", [])
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
