@@ -326,18 +326,22 @@ class Chapter:
         self.footnotes: dict[str, int] = {}
         self.glue_formats: dict[str, str] = {}   # name -> format of its first use in the prose
         self.glued_before: set[str] = set()      # names shown by a cell above the current one
-        self.mentioned: set[str] = set()         # names already said in the current cell
+        self.marked = False  # the current paragraph already says "(printed above)"
 
     # -- inline ---------------------------------------------------------------------------------
     def role(self, name: str, content: str, after: str) -> str:
         if name in GLUE_ROLES:
+            # the value's name; the paragraph's first one also says where its value is printed
             value = content.partition(":")[0].strip()
-            if value in self.mentioned:
-                return f"`{value}`"
-            self.mentioned.add(value)
+            unit = re.match(r"^ ?%", after)
+            unit = unit.group(0) if unit else ""
+            if self.marked:
+                return f"`{value}`{unit}"
+            self.marked = True
             where = "above" if value in self.glued_before else "below"
-            return f"`{value}`, printed {where}" if after.startswith(")") else \
-                f"`{value}` (printed {where})"
+            if after[len(unit):].startswith(")"):
+                return f"`{value}`{unit}, printed {where}"
+            return f"`{value}`{unit} (printed {where})"
         if name == "eq":
             if content not in self.index.equations:
                 raise ConversionError(f"{{eq}}`{content}`: no equation has this label")
@@ -397,6 +401,7 @@ class Chapter:
                 continue
             cursor = line_offsets[tok.map[0]]
             end_limit = line_offsets[tok.map[1]]
+            self.marked = False
             for child in tok.children:
                 if child.type == "code_inline":
                     start = text.find(child.markup, cursor, end_limit)
@@ -415,7 +420,10 @@ class Chapter:
                     if start < 0:
                         raise ConversionError(f"cannot locate the role {source!r}")
                     end = start + len(source)
-                    edits.append((start, end, self.role(name, child.content, text[end:end + 1])))
+                    new = self.role(name, child.content, text[end:end + 3])
+                    if name in GLUE_ROLES and re.match(r"^ ?%", text[end:end + 2]):
+                        end += len(re.match(r"^ ?%", text[end:end + 2]).group(0))  # the unit
+                    edits.append((start, end, new))
                     cursor = end
                 elif child.type == "link_open":
                     href = child.attrs.get("href", "")
@@ -794,7 +802,6 @@ def reader_notebook(path: Path, index: BookIndex | None = None, bib: Bibliograph
         if cell["cell_type"] == "markdown":
             if "Run time and requirements" in cell["source"]:
                 box = cell["source"]
-            chapter.mentioned = set()
             for part in chapter.render(cell["source"]):
                 meta = {"tags": ["solution"]} if part.kind == "solution" else {}
                 cells.append({"cell_type": "markdown", "metadata": meta, "source": part.text})
