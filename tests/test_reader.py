@@ -240,6 +240,8 @@ def test_chapter_4_says_colab_retrains_chapter_2():
 def test_choose_profile(clean_env, capsys, monkeypatch):
     monkeypatch.setattr(book, "_PROFILE_AT_START", None)
     monkeypatch.setattr(book, "_DEVICE_AT_START", None)
+    for key in ("DCTUTOR_PROFILE", "DCTUTOR_DEVICE"):  # restored after the test
+        clean_env.setenv(key, "")
     times = {"quick": "quick (CPU): 1 min", "full": "full (GPU): 2 h", "colab": "retrains"}
     assert book.choose_profile("quick", "cpu", times) == "quick"
     out = capsys.readouterr().out
