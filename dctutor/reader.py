@@ -830,6 +830,10 @@ def reader_notebook(path: Path, index: BookIndex | None = None, bib: Bibliograph
         if not install_done and "import dctutor" in code and "except ImportError" in code:
             install_done = True
             cells.append(profile_form(run_time_rows(box), colab_notes(box)))
+    unshown = [n for n in chapter.glue_formats if n not in chapter.glued_before]
+    if unshown:
+        raise ConversionError(f"{path.name}: the prose names glued values that no code cell "
+                              f"glues with glue(\"name\", ...) or glue(f\"...\", ...): {unshown}")
     if not install_done:
         raise ConversionError(f"{path.name}: no guarded install cell (try: import dctutor / "
                               "except ImportError) to put the profile form after")

@@ -376,3 +376,16 @@ def test_rendered_as_a_reader_sees_it(path, chromium, tmp_path):
 
 def _markdown(path) -> str:
     return "\n".join(_src(c) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+
+
+def test_a_value_no_cell_glues_fails_loudly(tmp_path):
+    root = tmp_path
+    (root / "book").mkdir()
+    (root / "book" / "references.bib").write_text((REPO / "book" / "references.bib").read_text())
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/09_x.md\n")
+    (root / "dctutor").mkdir()
+    (root / "dctutor" / "book.py").write_text((REPO / "dctutor" / "book.py").read_text())
+    (root / "book" / "09_x.md").write_text(SYNTHETIC.replace("{glue:text}`acc:.1f`",
+                                                             "{glue:text}`nowhere`"))
+    with pytest.raises(reader.ConversionError, match="nowhere"):
+        reader.reader_notebook(root / "book" / "09_x.md", root=root)
