@@ -388,6 +388,31 @@ def run_resumable(prepared: Sequence[Prepared], methods: Sequence[str], seeds: i
     return rows, write_results(out_dir, rows, command) if rows else {}
 
 
+RESULTS_URL = "https://raw.githubusercontent.com/dctutor/dctutor/main/results"
+
+
+def committed_results(name: str, roots=("../results", "results"), download: bool = True) -> dict | None:
+    """The committed bench output ``results/<name>/runs.json`` (``meta``, ``runs``, ``summary``).
+
+    Read from the first of ``roots`` that has it (a chapter runs in ``book/``, a script at the
+    repository root); else, when ``download``, fetched from the repository on GitHub (Colab
+    opens one notebook without the repository). ``None`` when it is nowhere.
+    """
+    for root in roots:
+        path = Path(root) / name / "runs.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    if download:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{RESULTS_URL}/{name}/runs.json", timeout=20) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+    return None
+
+
 def write_results(out_dir: str | Path, rows: list[dict], command: str) -> dict[str, Path]:
     """Write ``runs.json`` (every run), ``summary.csv`` and ``summary.md`` into ``out_dir``."""
     out = Path(out_dir)

@@ -137,7 +137,10 @@ SCHEDULES: dict[str, dict[str, dict]] = {
             kmeans_restarts=20,
             choose_ks=(4, 6, 8, 9, 10, 11, 12, 14, 16),   # K tried without labels
             stability_seeds=3,
-            fashion_dataset="fashion-mnist-5k",
+            knn_points=2000,            # points whose 10 nearest neighbours are compared
+            picture_points=5000,        # points in the 2-D UMAP picture
+            seed_points=5000,           # points the extra UMAP seeds are run on
+            digits_n_neighbors=10,      # "your own data": scikit-learn's 1,797 8 x 8 digits
         ),
     },
     "full": {
@@ -232,7 +235,10 @@ SCHEDULES: dict[str, dict[str, dict]] = {
             kmeans_restarts=20,
             choose_ks=(4, 6, 8, 9, 10, 11, 12, 14, 16),
             stability_seeds=3,
-            fashion_dataset="fashion-mnist",
+            knn_points=2000,
+            picture_points=10000,
+            seed_points=10000,          # two more UMAPs of all 70,000 would cost ~4 min
+            digits_n_neighbors=10,
         ),
     },
 }
