@@ -38,6 +38,8 @@ CAPS: dict[str, int] = {
     "kmeans_restarts": 1, "kmeans_n_init": 1, "seeds": 1, "repeats": 1, "eval_every": 1,
     "scatter_points": 200, "tsne_points": 100,
     "fashion_subset": 1200, "collapse_subset": 300, "ablation_subset": 300,
+    "ae_num_epochs": 1, "idec_max_steps": 6, "idec_update_interval": 3, "stability_seeds": 2,
+    "gmm_n_init": 1, "knn_points": 200, "picture_points": 300, "seed_points": 300,
 }
 SAMPLES = 1200   # images the smoke trains on (≥ the largest batch size of any profile)
 
@@ -255,8 +257,50 @@ def iic_section(device, log) -> None:
         f"global_pool={s['global_pool']}, batch {s['batch_size']}")
 
 
+def manifold_section(device, log) -> None:
+    """Chapter 6: UMAP + GMM, the seeds, N2D, DEC against IDEC, choosing K, your own data."""
+    from sklearn.datasets import load_digits
+
+    from . import autoencoders as ae
+    from . import dec, manifold
+
+    s = config.schedule("manifold")
+    ds, full = _sample(s["dataset"], device)
+    X = ds.inputs(device)
+    Z = manifold.umap_embed(X, 10, n_neighbors=s["umap_n_neighbors"], min_dist=s["umap_min_dist"])
+    _labels_ok(manifold.gmm_cluster(Z, 10, n_init=s["gmm_n_init"]), len(X), 10, "UMAP + GMM")
+    assert s["knn_points"] <= len(X)
+    pick = slice(0, min(len(X), s["picture_points"]))
+    assert manifold.umap_embed(X[pick], 2, n_neighbors=s["umap_n_neighbors"]).shape[1] == 2
+    parts = [manifold.umap_gmm(X[: s["seed_points"]], 10, seed=seed)[0]
+             for seed in range(s["stability_seeds"])]
+    assert 0 <= manifold.stability(parts)[0] <= 1
+    model_ae = ae.MLPAutoencoder(s["ae_dims"], hidden="relu", output="sigmoid").to(device)
+    h = ae.train_autoencoder(model_ae.init_output_bias(X), X, num_epochs=s["ae_num_epochs"],
+                             batch_size=s["ae_batch_size"], lr=s["ae_lr"], progress=False)
+    _finite(h["train_loss"], "N2D autoencoder loss")
+    labels, Zn = manifold.umap_gmm(ae.encode(model_ae, X), 10, n_neighbors=s["umap_n_neighbors"])
+    _labels_ok(labels, len(X), 10, "N2D")
+    for decoder in (None, model_ae.decoder):
+        model = dec.DEC(model_ae.encoder, 10, embedding_dim=model_ae.code_size)
+        hist = dec.train_dec(model, X, ds.labels.numpy(), decoder=decoder, gamma=s["idec_gamma"],
+                             optimizer=s["idec_optimizer"], lr=s["idec_lr"],
+                             batch_size=s["idec_batch_size"], tol=s["idec_tol"],
+                             update_interval=s["idec_update_interval"],
+                             max_steps=s["idec_max_steps"], kmeans_restarts=s["kmeans_restarts"],
+                             progress=False)
+        _labels_ok(hist.labels, len(X), 10, "IDEC" if decoder is not None else "DEC")
+    bic = manifold.gmm_bic(Zn, s["choose_ks"])
+    _finite(list(bic.values()), "BIC")
+    raw = load_digits()
+    small = data.from_array(raw.data, y=raw.target, image_shape=(8, 8))
+    _labels_ok(manifold.umap_gmm(small.inputs(), 10, n_neighbors=s["digits_n_neighbors"])[0],
+               len(small), 10, "UMAP + GMM on scikit-learn's digits")
+    log(f"manifold: {s['dataset']} ({full:,} images), autoencoder {s['ae_dims']}")
+
+
 SECTIONS: dict[str, Callable] = {"pca_ae": pca_ae, "sdae": sdae, "dec": dec_section,
-                                 "iic": iic_section}
+                                 "iic": iic_section, "manifold": manifold_section}
 
 
 def bench_methods(device, log) -> None:
