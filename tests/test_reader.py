@@ -46,10 +46,15 @@ def test_every_chapter_has_a_reader_notebook():
     assert [p.stem for p in NOTEBOOKS] == [p.stem for p in SOURCES]
 
 
+@pytest.fixture(scope="module")
+def book_index():
+    return reader.index_book(REPO), reader.Bibliography(REPO / "book" / "references.bib")
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_reader_notebook_in_sync(source):
-    index = reader.index_book(REPO)
-    expected = reader._dumps(reader.reader_notebook(source, index, root=REPO))
+def test_reader_notebook_in_sync(source, book_index):
+    index, bib = book_index
+    expected = reader._dumps(reader.reader_notebook(source, index, bib, root=REPO))
     target = REPO / "notebooks" / f"{source.stem}.ipynb"
     assert target.is_file() and target.read_text(encoding="utf-8") == expected, (
         f"{target.name} is out of date: run python -m dctutor notebooks")
