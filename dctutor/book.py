@@ -64,7 +64,8 @@ def show_glued(*specs: str, heading: str = "Numbers used below") -> None:
     for spec in specs:
         name, _, fmt = spec.partition(":")
         if name not in GLUED:
-            raise KeyError(f"nothing was glued under {name!r} in this kernel")
+            raise KeyError(f"nothing was glued under {name!r} in this kernel (glue values with "
+                           "dctutor.book.glue, not myst_nb.glue, and run the cells above first)")
         items.append((name, _formatted(GLUED[name], fmt)))
     markdown = f"**{heading}:** " + " · ".join(f"`{n}` = {v}" for n, v in items)
     plain = f"{heading}: " + " · ".join(f"{n} = {v}" for n, v in items)
