@@ -6,11 +6,13 @@ download, that nbval executes and that the student notebooks are made from. Jupy
 not render MyST, so each MyST construct is turned into what they do render:
 
 * admonitions and ``prf:`` blocks → quoted blocks with a bold title;
-* ``{exercise}`` → a numbered heading (*Exercise N*, numbered across the book as on the site);
+* the chapter's title → with its number before it (``# 3. Title``), as the site shows it;
+* ``{exercise}`` → a numbered heading (*Exercise 3.1*, numbered within the chapter as on the
+  site: :func:`toc_numbers`);
   each ``{solution}`` → its own Markdown cell, tagged ``solution``, folded in ``<details>``;
-* ``$$ … $$ (label)`` → the equation with ``\\tag{N}``; ``{eq}`label``` → ``(N)``;
+* ``$$ … $$ (label)`` → the equation with ``\\tag{3.1}``; ``{eq}`label``` → ``(3.1)``;
 * ``{cite}``/``{cite:t}`` → author–year, with a reference list from ``book/references.bib`` at the
-  end; ``{ref}``/``{prf:ref}`` → *Exercise N*, *Proposition N* or the section's title;
+  end; ``{ref}``/``{prf:ref}`` → *Exercise 3.1*, *Proposition 3.1* or the section's title;
 * ``(label)=`` lines and ``%`` comments are dropped; footnotes become superscripts and quoted notes;
 * ``{literalinclude}`` → the included code, read from the package at generation time;
 * ``{glue:…}`` roles → the value's name in code type, "(printed above)": the cell that glues the
@@ -127,36 +129,61 @@ def directive(token) -> Directive:
 # -- the book's numbering -----------------------------------------------------------------------
 @dataclass
 class BookIndex:
-    """Labels and numbers across the book, in ``_toc.yml`` order (the site numbers equations,
-    exercises and ``prf:`` blocks across the whole book, not per page)."""
+    """Labels and numbers across the book, in ``_toc.yml`` order, numbered as Sphinx numbers
+    them on the site: a page in a ``numbered`` part of ``_toc.yml`` is chapter N, and its
+    equations, exercises and ``prf:`` blocks are N.1, N.2, ... (``numfig_secnum_depth: 1``);
+    pages outside the numbered parts share one plain count (1, 2, ...), as Sphinx's are."""
 
-    equations: dict = field(default_factory=dict)     # label -> number
+    equations: dict = field(default_factory=dict)     # label -> number ("3.1")
     exercises: dict = field(default_factory=dict)     # label -> number
     exercise_order: dict = field(default_factory=dict)  # doc -> [numbers in order]
     proofs: dict = field(default_factory=dict)        # label -> (kind title, number)
     proof_order: dict = field(default_factory=dict)   # doc -> [(kind, number)] in order
     sections: dict = field(default_factory=dict)      # label -> heading text
     documents: list = field(default_factory=list)     # doc paths relative to the repository
+    chapter_numbers: dict = field(default_factory=dict)  # doc -> its chapter number (numbered)
 
 
 def toc_documents(root: Path) -> list[str]:
     """The book's pages in reading order, as repository-relative paths with their suffix."""
+    return list(toc_numbers(root))
+
+
+def toc_numbers(root: Path) -> dict[str, int | None]:
+    """The book's pages in reading order -> their chapter number, ``None`` for an unnumbered
+    page. As on the site (Sphinx, with jupyter-book's sphinx-multitoc-numbering): the top-level
+    pages of every ``numbered`` part (or of the book, with ``defaults: numbered``) are numbered
+    1, 2, ... in order, the count running on from one numbered part to the next; a nested
+    page (``sections:``) has its chapter's number as the first level of its own."""
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    docs = []
+    numbers: dict[str, int | None] = {}
+    last = 0
 
-    def walk(entry):
-        if isinstance(entry, dict):
-            for key in ("root", "file"):
-                if key in entry:
-                    docs.append(entry[key])
-            for key in ("chapters", "sections", "parts"):
-                for sub in entry.get(key, []) or []:
-                    walk(sub)
+    def name(doc):
+        return doc if Path(doc).suffix else doc + ".md"
 
-    walk(toc)
-    return [d if Path(d).suffix else d + ".md" for d in docs]
+    def walk(entry, numbered, top, chapter):
+        nonlocal last
+        if not isinstance(entry, dict):
+            return
+        if "file" in entry:
+            if numbered and top:
+                last += 1
+                chapter = last
+            numbers[name(entry["file"])] = chapter if numbered else None
+        for key in ("chapters", "sections"):
+            for sub in entry.get(key, []) or []:
+                walk(sub, numbered, "file" not in entry and top, chapter)
+
+    default = bool((toc.get("defaults") or {}).get("numbered"))
+    numbers[name(toc["root"])] = None
+    for part in toc.get("parts") or [toc]:
+        numbered = bool(part.get("numbered", default)) if part is not toc else default
+        for sub in part.get("chapters", []) or []:
+            walk(sub, numbered, True, None)
+    return numbers
 
 
 def _markdown_of(path: Path) -> str:
@@ -179,21 +206,28 @@ def _markdown_of(path: Path) -> str:
 
 def index_book(root: Path = REPO) -> BookIndex:
     index = BookIndex()
-    counters = {"equation": 0, "exercise": 0}
-    for doc in toc_documents(root):
+    counts: dict = {}  # (kind, chapter) -> last number: Sphinx's counters, per chapter
+
+    for doc, chapter in toc_numbers(root).items():
         path = root / doc
         if path.suffix != ".md" or not path.is_file():
             continue
         index.documents.append(doc)
         index.exercise_order[doc] = []
         index.proof_order[doc] = []
+        if chapter is not None:
+            index.chapter_numbers[doc] = chapter
+
+        def next_number(kind, chapter=chapter):
+            counts[kind, chapter] = counts.get((kind, chapter), 0) + 1
+            n = counts[kind, chapter]
+            return f"{chapter}.{n}" if chapter is not None else str(n)
 
         def walk(text):
             tokens = md().parse(text)
             for i, tok in enumerate(tokens):
                 if tok.type == "math_block_label":
-                    counters["equation"] += 1
-                    index.equations[tok.info] = counters["equation"]
+                    index.equations[tok.info] = next_number("equation")
                 elif tok.type == "myst_target":
                     nxt = next((t for t in tokens[i + 1:] if t.type != "myst_target"), None)
                     if nxt is not None and nxt.type == "heading_open":
@@ -204,19 +238,18 @@ def index_book(root: Path = REPO) -> BookIndex:
                 elif is_directive(tok):
                     d = directive(tok)
                     if d.name == "exercise":
-                        counters["exercise"] += 1
-                        index.exercise_order[doc].append(counters["exercise"])
+                        number = next_number("exercise")
+                        index.exercise_order[doc].append(number)
                         if "label" in d.options:
-                            index.exercises[d.options["label"]] = counters["exercise"]
+                            index.exercises[d.options["label"]] = number
                     elif d.name.startswith("prf:") and d.name != "prf:proof":
                         kind = d.name[4:]
-                        counters[kind] = counters.get(kind, 0) + 1
-                        index.proof_order[doc].append((kind.capitalize(), counters[kind]))
+                        number = next_number("prf:" + kind)
+                        index.proof_order[doc].append((kind.capitalize(), number))
                         if "label" in d.options:
-                            index.proofs[d.options["label"]] = (kind.capitalize(), counters[kind])
+                            index.proofs[d.options["label"]] = (kind.capitalize(), number)
                     elif d.name == "math" and "label" in d.options:
-                        counters["equation"] += 1
-                        index.equations[d.options["label"]] = counters["equation"]
+                        index.equations[d.options["label"]] = next_number("equation")
                     if d.name not in ("literalinclude", *CODE_DIRECTIVES):
                         walk(d.body)
 
@@ -323,6 +356,7 @@ class Chapter:
         self.exercises = list(index.exercise_order.get(self.doc, []))
         self.proofs = list(index.proof_order.get(self.doc, []))
         self.heading_level = 1
+        self.titled = False  # the chapter's number is put before its title (the first h1)
         self.footnotes: dict[str, int] = {}
         self.glue_formats: dict[str, str] = {}   # name -> format of its first use in the prose
         self.glued_before: set[str] = set()      # names shown by a cell above the current one
@@ -454,6 +488,16 @@ class Chapter:
         offsets.append(offsets[-1])
         tokens = md().parse(text)
         edits = self.inline_edits(text, tokens, offsets)
+        number = self.index.chapter_numbers.get(self.doc)
+        if number is not None and not self.titled:
+            # the site numbers the chapter (Sphinx puts "3. " before its title); so does this
+            for i, tok in enumerate(tokens):
+                if tok.type == "heading_open" and tok.tag == "h1":
+                    at = offsets[tok.map[0]]
+                    at += re.match(r"#+[ \t]+", text[at:]).end()
+                    edits.append((at, at, f"{number}. "))
+                    self.titled = True
+                    break
         parts: list[Part] = []
         out: list[str] = []
 

@@ -139,3 +139,21 @@ def test_no_doubled_exercise_word(source):
     """sphinx-exercise renders {ref} to an exercise as "Exercise N": "exercise {ref}`x`" doubles it."""
     bad = re.findall(r"[Ee]xercises? \{ref\}`[^`]+`", source.read_text())
     assert not bad, f"{source.name}: {bad}"
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_title_leaves_its_number_to_sphinx(source):
+    """Chapters 1-7 are the numbered part of _toc.yml: Sphinx puts "3. " before the title (and
+    numbers equations, exercises and figures 3.1, 3.2, ...); a hand-written "3. " would double it.
+    The reader notebooks add the number themselves (tests/test_reader.py)."""
+    title = re.search(r"^# (.+)$", source.read_text(), re.M).group(1)
+    assert not re.match(r"\d+\.\s", title), f"{source.name}: title {title!r} numbers itself"
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
+def test_no_doubled_number_words(source):
+    """{eq} renders "(3.1)", {numref}/{ref}/{prf:ref} to a numbered thing "Figure 3.1",
+    "Proposition 3.1": a word in front of the role would double it."""
+    bad = re.findall(r"\b(?:[Ee]quations?|[Ff]ig(?:ure|\.)s?|[Tt]ables?|[Pp]roposition)"
+                     r" \{(?:numref|ref|prf:ref)\}`[^`]+`", source.read_text())
+    assert not bad, f"{source.name}: {bad}"

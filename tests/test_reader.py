@@ -72,7 +72,7 @@ kernelspec:
   name: python3
 ---
 
-# 9. A chapter
+# A chapter
 
 Intro citing {cite}`xie2016` and {cite:t}`baldi1989,hinton2006`.
 
@@ -189,12 +189,86 @@ def test_synthetic_chapter(synthetic):
     assert _src(hidden).startswith("#@title Check: the accuracy is a probability\n")
 
 
+NUMBERED_TOC = """format: jb-book
+root: book/00_intro.md
+parts:
+  - caption: Front
+    chapters:
+      - file: book/notation.md
+  - caption: Chapters
+    numbered: 1
+    chapters:
+      - file: book/01_first.md
+      - file: book/09_synthetic.md
+  - caption: Back
+    chapters:
+      - file: book/references.md
+"""
+
+
+def test_synthetic_chapter_numbered_as_on_the_site(tmp_path):
+    """In a numbered part, a page is chapter N (its place in the part, as Sphinx counts) and its
+    equations, exercises and title carry N: (2.1), Exercise 2.1, "# 2. A chapter"."""
+    root = tmp_path
+    (root / "book").mkdir()
+    (root / "book" / "references.bib").write_text((REPO / "book" / "references.bib").read_text())
+    (root / "_toc.yml").write_text(NUMBERED_TOC)
+    (root / "book" / "00_intro.md").write_text("# Intro\n\n$$\nx\n$$ (eq-intro)\n")
+    (root / "book" / "notation.md").write_text("# Notation\n")
+    (root / "book" / "references.md").write_text("# References\n")
+    (root / "book" / "01_first.md").write_text(
+        "# First\n\n$$\nc = d\n$$ (eq-first)\n\n:::{exercise}\n:label: first-ex\n\nA.\n:::\n")
+    (root / "book" / "09_synthetic.md").write_text(SYNTHETIC)
+    (root / "dctutor").mkdir()
+    (root / "dctutor" / "book.py").write_text((REPO / "dctutor" / "book.py").read_text())
+    assert reader.toc_numbers(root) == {
+        "book/00_intro.md": None, "book/notation.md": None, "book/01_first.md": 1,
+        "book/09_synthetic.md": 2, "book/references.md": None}
+    index = reader.index_book(root)
+    assert index.equations == {"eq-intro": "1", "eq-first": "1.1", "eq-syn": "2.1"}
+    assert index.exercises == {"first-ex": "1.1", "syn-ex": "2.1"}
+    nb = reader.reader_notebook(root / "book" / "09_synthetic.md", root=root)
+    markdown = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert re.search(r"^# 2\. A chapter$", markdown, re.M)
+    assert "See (2.1),\nA section and Exercise 2.1." in markdown
+    assert "$$\na = b\n\\tag{2.1}\n$$" in markdown
+    assert "### Exercise 2.1\n\nDo it with $x$." in markdown
+    assert "<summary><b>Solution to Exercise 2.1</b>" in markdown
+
+
+def test_book_is_numbered_by_chapter():
+    """The site numbers chapters 1-7 from _toc.yml's numbered part; the file names say the same
+    number, and the reader notebooks show it in the title and in every number within."""
+    numbers = reader.toc_numbers(REPO)
+    for source in SOURCES:
+        doc = source.relative_to(REPO).as_posix()
+        n = int(source.stem[:2])
+        assert numbers[doc] == (n or None), f"{doc} is chapter {numbers[doc]} on the site"
+        markdown = _markdown(REPO / "notebooks" / f"{source.stem}.ipynb")
+        if not n:
+            continue
+        assert re.search(rf"^# {n}\. \S", markdown, re.M), f"{source.stem}: no '# {n}. ' title"
+        for found in re.findall(r"\\tag\{([^}]*)\}|^#+ Exercise (\S+)", markdown, re.M):
+            number = found[0] or found[1]
+            assert re.fullmatch(rf"{n}\.\d+", number), f"{source.stem}: number {number}"
+
+
+def test_chapter_3_numbers():
+    [ch3] = [p for p in NOTEBOOKS if p.stem.startswith("03_")]
+    markdown = _markdown(ch3)
+    assert markdown.count("# 3. DEC: the derivation\n") == 1
+    assert re.findall(r"\\tag\{([^}]*)\}", markdown)[:2] == ["3.1", "3.2"]
+    exercises = re.findall(r"^#+ (Exercise \S+)", markdown, re.M)
+    assert exercises[:2] == ["Exercise 3.1", "Exercise 3.2"]
+    assert "**Proposition 3.1" in markdown
+
+
 def test_unknown_construct_fails_loudly(tmp_path):
     root = tmp_path
     (root / "book").mkdir()
     (root / "book" / "references.bib").write_text("")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/09_x.md\n")
-    (root / "book" / "09_x.md").write_text(SYNTHETIC.split("# 9.")[0] + "# X\n\n"
+    (root / "book" / "09_x.md").write_text(SYNTHETIC.split("# A chapter")[0] + "# X\n\n"
                                            "```{code-cell} ipython3\ntry:\n    import dctutor\n"
                                            "except ImportError:\n    pass\n```\n\n"
                                            ":::{mystery}\nhello\n:::\n")
@@ -375,7 +449,8 @@ def test_rendered_as_a_reader_sees_it(path, chromium, tmp_path):
     problems += [f"asked the network for {u[:100]}" for u in requests
                  if not u.startswith(("file:", "data:", "blob:", "about:"))]
     if re.search(r"^#{3,6} Exercise \d+", _markdown(path), re.M):
-        assert any(re.match(r"Exercise \d+", h) for h in report["headings"]), report["headings"]
+        assert any(re.match(r"Exercise \d+\.\d+", h) for h in report["headings"]), \
+            report["headings"]
     assert not problems, f"{path.name}:\n  " + "\n  ".join(problems[:20])
 
 

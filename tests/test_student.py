@@ -209,8 +209,9 @@ def test_chapter_student_notebook_reads_like_the_reader_notebook(source):
     text = markdown_text(nb)
     for pattern in RAW_MYST:
         assert not re.search(pattern, text, re.M), f"raw MyST ({pattern}) in {source.name}"
-    headings = re.findall(r"^#{2,6} (Exercise \d+)", text, re.M)
-    assert headings == re.findall(r"^#{2,6} (Exercise \d+)", markdown_text(original), re.M)
+    heading = r"^#{2,6} (Exercise \d+(?:\.\d+)*)"
+    headings = re.findall(heading, text, re.M)
+    assert headings == re.findall(heading, markdown_text(original), re.M)
     assert report.solutions_removed == len(solution_cells(original))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert "profile-form" in code[1]["metadata"].get("tags", [])
