@@ -139,6 +139,8 @@ class BookIndex:
     exercise_order: dict = field(default_factory=dict)  # doc -> [numbers in order]
     proofs: dict = field(default_factory=dict)        # label -> (kind title, number)
     proof_order: dict = field(default_factory=dict)   # doc -> [(kind, number)] in order
+    captioned: dict = field(default_factory=dict)     # label -> ("Figure"/"Table", number)
+    captioned_order: dict = field(default_factory=dict)  # doc -> [numbers] in order
     sections: dict = field(default_factory=dict)      # label -> heading text
     documents: list = field(default_factory=list)     # doc paths relative to the repository
     chapter_numbers: dict = field(default_factory=dict)  # doc -> its chapter number (numbered)
@@ -215,6 +217,7 @@ def index_book(root: Path = REPO) -> BookIndex:
         index.documents.append(doc)
         index.exercise_order[doc] = []
         index.proof_order[doc] = []
+        index.captioned_order[doc] = []
         if chapter is not None:
             index.chapter_numbers[doc] = chapter
 
@@ -250,11 +253,28 @@ def index_book(root: Path = REPO) -> BookIndex:
                             index.proofs[d.options["label"]] = (kind.capitalize(), number)
                     elif d.name == "math" and "label" in d.options:
                         index.equations[d.options["label"]] = next_number("equation")
+                    elif captioned_kind(d):
+                        # Sphinx numbers a figure with a caption, a table with a title
+                        kind = captioned_kind(d)
+                        number = next_number(kind)
+                        index.captioned_order[doc].append(number)
+                        if "name" in d.options:
+                            index.captioned[d.options["name"]] = (kind.capitalize(), number)
                     if d.name not in ("literalinclude", *CODE_DIRECTIVES):
                         walk(d.body)
 
         walk(_markdown_of(path))
     return index
+
+
+def captioned_kind(d: Directive) -> str | None:
+    """``"figure"`` or ``"table"`` for a directive Sphinx numbers as one (a figure with a
+    caption, a table with a title), else ``None``."""
+    if d.name in ("figure", "glue:figure") and d.body.strip():
+        return "figure"
+    if d.name in ("table", "list-table") and d.argument:
+        return "table"
+    return None
 
 
 def plain_inline(inline_token) -> str:
@@ -355,6 +375,7 @@ class Chapter:
         self.cited: list[str] = []
         self.exercises = list(index.exercise_order.get(self.doc, []))
         self.proofs = list(index.proof_order.get(self.doc, []))
+        self.captioned = list(index.captioned_order.get(self.doc, []))
         self.heading_level = 1
         self.titled = False  # the chapter's number is put before its title (the first h1)
         self.footnotes: dict[str, int] = {}
@@ -391,12 +412,22 @@ class Chapter:
             match = re.match(r"^(.*?)\s*<([^>]+)>$", content, re.S)
             if match:
                 text, label = match.group(1), match.group(2)
+            if text and name == "numref" and ("%s" in text or "{number}" in text):
+                found = self.index.captioned.get(label) or self.index.proofs.get(label)
+                if label in self.index.exercises:
+                    found = ("Exercise", self.index.exercises[label])
+                if found is None:
+                    raise ConversionError(f"{{numref}}`{content}`: nothing numbered has this label")
+                return text.replace("%s", found[1]).replace("{number}", found[1])
             if text:
                 return text
             if label in self.index.exercises:
                 return f"Exercise {self.index.exercises[label]}"
             if label in self.index.proofs:
                 kind, n = self.index.proofs[label]
+                return f"{kind} {n}"
+            if label in self.index.captioned:
+                kind, n = self.index.captioned[label]
                 return f"{kind} {n}"
             if self.index.sections.get(label):
                 return self.index.sections[label]
@@ -593,9 +624,19 @@ class Chapter:
             tag = f"\n\\tag{{{self.index.equations[d.options['label']]}}}" \
                 if "label" in d.options else ""
             return f"$$\n{d.body.strip()}{tag}\n$$\n"
+        if name == "glue:figure" and captioned_kind(d):
+            # the site shows the glued figure here, numbered, with its caption; the notebook
+            # shows the figure where the cell that makes it runs, and the caption here
+            where = "above" if d.argument in self.glued_before else "below"
+            caption = self._markdown_only(d.body, "figure caption").strip()
+            return (f"**Figure {self.captioned.pop(0)}** (the figure `{d.argument}`, printed "
+                    f"{where}): {caption}\n")
         if name in ("glue:figure", "glue", "glue:any", "glue:md", "glue:text"):
             where = "above" if d.argument in self.glued_before else "below"
             return f"*The figure `{d.argument}` (printed {where}).*\n"
+        if name == "table" and captioned_kind(d):
+            title = f"**Table {self.captioned.pop(0)}: {d.argument}**"
+            return f"{title}\n\n{self._markdown_only(d.body, 'table')}\n"
         if name == "dropdown":
             return _details(d.argument, self._markdown_only(d.body, "dropdown"))
         raise ConversionError(f"the directive {{{name}}} has no plain-Markdown form in the "

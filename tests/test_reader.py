@@ -218,7 +218,13 @@ def test_synthetic_chapter_numbered_as_on_the_site(tmp_path):
     (root / "book" / "references.md").write_text("# References\n")
     (root / "book" / "01_first.md").write_text(
         "# First\n\n$$\nc = d\n$$ (eq-first)\n\n:::{exercise}\n:label: first-ex\n\nA.\n:::\n")
-    (root / "book" / "09_synthetic.md").write_text(SYNTHETIC)
+    figures = ("\n```{code-cell} ipython3\nglue(\"fig-a\", 1, display=False)\n```\n\n"
+               "```{glue:figure} fig-a\n:name: syn-fig\n\nThe caption, with $x$.\n```\n\n"
+               ":::{table} Results\n:name: syn-table\n\n"
+               "| a | b |\n| --- | --- |\n| 1 | 2 |\n:::\n\n"
+               "See {numref}`syn-fig`, {numref}`syn-table` and {numref}`Fig. %s <syn-fig>`.\n")
+    (root / "book" / "09_synthetic.md").write_text(SYNTHETIC.replace("## Exercises", figures
+                                                                     + "\n## Exercises"))
     (root / "dctutor").mkdir()
     (root / "dctutor" / "book.py").write_text((REPO / "dctutor" / "book.py").read_text())
     assert reader.toc_numbers(root) == {
@@ -234,6 +240,10 @@ def test_synthetic_chapter_numbered_as_on_the_site(tmp_path):
     assert "$$\na = b\n\\tag{2.1}\n$$" in markdown
     assert "### Exercise 2.1\n\nDo it with $x$." in markdown
     assert "<summary><b>Solution to Exercise 2.1</b>" in markdown
+    assert re.search(r"^\*\*Figure 2\.1\*\* \(the figure `fig-a`.*\): The caption, with \$x\$\.$",
+                     markdown, re.M)
+    assert "**Table 2.1: Results**" in markdown
+    assert "See Figure 2.1, Table 2.1 and Fig. 2.1." in markdown
 
 
 def test_book_is_numbered_by_chapter():
