@@ -21,16 +21,72 @@ DIGIT_COLORS = sns.color_palette("tab10", 10)
 DIGIT_CMAP = ListedColormap(DIGIT_COLORS, name="dctutor_digits")
 
 
+# Where the figures are read. The site's text column is about 730 px wide at 1280 px
+# (sphinx-book-theme with _static/dctutor.css); a figure is drawn at 96 dpi, so one figure inch
+# is one CSS inch and a figure no wider than PAGE_WIDTH inches shows at its own size. A wider one
+# is scaled down to the column, and its text with it.
+PAGE_WIDTH_PX = 730
+DPI = 96
+PAGE_WIDTH = PAGE_WIDTH_PX / DPI      # inches: the widest figure that is not scaled down
+MIN_FONT_PT = 10                       # the smallest text a figure may show on the page
+
+# The house font sizes, in points. Relative sizes follow font.size: "small" is 10 pt, the
+# smallest a figure uses; "x-small" and below would fall under MIN_FONT_PT.
+FONT_SIZES = {
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 11,
+    "legend.title_fontsize": 11,
+    "figure.titlesize": 13,
+}
+
+
 def set_style() -> None:
-    """Seaborn's white-grid theme with the book's font sizes and figure defaults."""
+    """Seaborn's white-grid theme with the book's font sizes and figure defaults.
+
+    Text is at least :data:`MIN_FONT_PT` points as the page shows it, provided a figure is no
+    wider than :data:`PAGE_WIDTH` inches (the default size is) and uses no size below "small";
+    :func:`displayed_font_sizes` measures it.
+    """
     sns.set_theme(context="notebook", style="whitegrid", palette=DIGIT_COLORS)
     plt.rcParams.update({
-        "figure.dpi": 100,
-        "savefig.dpi": 150,
-        "figure.figsize": (6.4, 4.0),
-        "axes.titlesize": "medium",
+        **FONT_SIZES,
+        "figure.dpi": DPI,
+        "savefig.dpi": 2 * DPI,
+        "figure.figsize": (min(7.2, PAGE_WIDTH), 4.0),
         "image.cmap": "gray_r",
     })
+
+
+def displayed_font_sizes(fig, page_width_px: float = PAGE_WIDTH_PX) -> list[tuple[float, str]]:
+    """``(size, text)`` for every visible text of ``fig``: its size in points as the page shows it.
+
+    The notebook saves a figure as a PNG at ``fig.dpi`` with a tight bounding box, and the page
+    shows that PNG at one image pixel per CSS pixel (96 per inch), scaled down to the text column
+    if it is wider. So a ``s``-point text shows at ``s · dpi/96 · min(1, column / PNG width)``
+    points. Sorted, smallest first.
+    """
+    import io
+
+    from matplotlib.text import Text
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")
+    width_px = int.from_bytes(buffer.getvalue()[16:20], "big")   # the PNG header's width
+    scale = fig.dpi / 96 * min(1.0, page_width_px / width_px)
+    sizes = []
+    for text in fig.findobj(Text):
+        if text.get_text().strip() and _drawn(text):
+            sizes.append((round(text.get_fontsize() * scale, 2), text.get_text()))
+    return sorted(sizes)
+
+
+def _drawn(text) -> bool:
+    """Whether ``text`` is on the page: it and its axes (if any) visible."""
+    return text.get_visible() and (text.axes is None or text.axes.get_visible())
 
 
 def _np(x) -> np.ndarray:
@@ -73,11 +129,16 @@ def image_grid(rows: Sequence | np.ndarray | torch.Tensor, row_labels: Sequence[
                title: str | None = None):
     """A grid of 28 × 28 images: ``rows`` is a list of batches (each n × 784 or n × 28 × 28).
 
-    Returns the figure. A single tensor of shape R × C × 28 × 28 works too.
+    Returns the figure. A single tensor of shape R × C × 28 × 28 works too. ``cell`` is the
+    side of one image in inches; a grid that would be wider than the page (:data:`PAGE_WIDTH`)
+    gets smaller cells instead, so that its labels keep their size.
     """
     rows = [_np(r).reshape(len(r), 28, 28) for r in rows]
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + (1.2 if row_labels else 0),
+    # room for the row labels: about 0.08 in per character at 10 pt
+    label_room = 0.25 + 0.08 * max(map(len, row_labels)) if row_labels else 0.0
+    cell = min(cell, (PAGE_WIDTH - 0.1 - label_room) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + label_room,
                                                       cell * n_rows + (0.4 if title else 0)),
                              squeeze=False)
     for i, row in enumerate(rows):
@@ -114,10 +175,10 @@ def confusion_matrix(y_true, y_pred, ax=None, class_names: Sequence[str] | None 
     if normalize:
         counts = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.6))
+        _, ax = plt.subplots(figsize=(6.2, 5.2))
     names = list(class_names) if class_names else [str(i) for i in range(k)]
     sns.heatmap(counts, ax=ax, cmap="Blues", vmin=0, vmax=1 if normalize else None,
-                annot=True, fmt=".2f" if normalize else ".0f", annot_kws={"fontsize": 7},
+                annot=True, fmt=".2f" if normalize else ".0f", annot_kws={"fontsize": "small"},
                 xticklabels=names, yticklabels=names, cbar=False, square=True)
     ax.set_xlabel("cluster (matched to class)")
     ax.set_ylabel("true class")

@@ -26,3 +26,30 @@ def test_scatter_rejects_wrong_shapes():
         plots.scatter_embedding(np.zeros((5, 3)), np.zeros(5))
     with pytest.raises(ValueError, match="labels"):
         plots.scatter_embedding(np.zeros((5, 2)), np.zeros(4))
+
+
+def test_house_style_keeps_text_legible_on_the_page():
+    """Every text of the shared figures shows at MIN_FONT_PT or more in the page's text column."""
+    plots.set_style()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    figures = {
+        "default": plt.subplots()[0],
+        "scatter": plots.scatter_embedding(torch.randn(200, 2), labels, title="t").figure,
+        "grid": plots.image_grid([torch.rand(10, 784)] * 5, cell=0.9, row_labels=[
+            "original", "PCA, k=2", "autoencoder, 2-D", "PCA, k=10", "autoencoder, 10-D"]),
+        "confusion": plots.confusion_matrix(labels, (labels + 1) % 10).figure,
+        "curves": plots.training_curves({"a": [3, 2, 1], "b": [3, 2.5, 2]}).figure,
+    }
+    figures["default"].axes[0].plot([0, 1], label="line")
+    figures["default"].axes[0].legend()
+    for name, fig in figures.items():
+        sizes = plots.displayed_font_sizes(fig)
+        assert sizes and sizes[0][0] >= plots.MIN_FONT_PT, (name, sizes[:3])
+        assert fig.get_size_inches()[0] <= plots.PAGE_WIDTH + 1e-9, name
+    # a figure wider than the column is scaled down, and its text with it
+    wide, ax = plt.subplots(figsize=(2 * plots.PAGE_WIDTH, 3))
+    ax.plot([0, 1])
+    ax.set_title("title")
+    assert plots.displayed_font_sizes(wide)[-1][0] < plots.MIN_FONT_PT
+    plt.close("all")
