@@ -81,7 +81,7 @@ def soft_assign(z: torch.Tensor, centers: torch.Tensor,
     q_ij ∝ (1 + ‖z_i − μ_j‖² / α)^(−(α+1)/2), rows summing to 1, for points
     z (N × d), centres (K × d) and degrees of freedom α > 0 (DEC: α = 1).
     A softmax of the log-kernel, so far-away points do not underflow.
-    Chapter 3, equation ``eq-dec-q``.
+    Chapter 3 (the soft assignment).
     """
     alpha = _check_alpha(alpha)
     d2 = squared_distances(z, centers)
@@ -93,7 +93,7 @@ def target_distribution(q: torch.Tensor, *, check: bool = True) -> torch.Tensor:
 
     p_ij ∝ q_ij² / f_j with soft cluster frequencies f_j = Σ_i q_ij; rows
     sum to 1. ``check=False`` skips the value check on q (a device sync).
-    Chapter 3, equation ``eq-dec-p``.
+    Chapter 3 (the target distribution).
     """
     _check_rows(q, "q", check)
     f = q.sum(dim=0).clamp_min(torch.finfo(q.dtype).tiny)  # f_j, shape K
@@ -108,7 +108,7 @@ def kl_loss(q: torch.Tensor, p: torch.Tensor, *,
     L = (1/N) Σ_i Σ_j p_ij log(p_ij / q_ij), with 0 log 0 = 0, for q and p
     of shape N × K. p is a fixed target: it is detached, so no gradient
     flows into it. ``check=False`` skips the value checks on q and p (a
-    device sync), for training loops. Chapter 3, equation ``eq-dec-loss``.
+    device sync), for training loops. Chapter 3 (the KL objective).
     """
     _check_rows(q, "q", check)
     _check_rows(p, "p", check)
@@ -129,7 +129,7 @@ def kl_gradients(z: torch.Tensor, centers: torch.Tensor, p: torch.Tensor,
         ∂L/∂μ_j = −(α+1)/(αN) Σ_i u_ij (p_ij − q_ij) (z_i − μ_j)
 
     with u_ij = (1 + ‖z_i − μ_j‖²/α)^(−1). The rows of p (N × K) must sum
-    to 1. Chapter 3, equations ``eq-dec-grad-z`` and ``eq-dec-grad-mu``.
+    to 1. Chapter 3 derives both (the gradients with respect to z and μ).
     """
     alpha = _check_alpha(alpha)
     _check_rows(p, "p", check)
@@ -272,7 +272,7 @@ class DEC(_nn.Module):
 
     ``centers`` (K × d) is an :class:`torch.nn.Parameter`, zero until :func:`kmeans_init` or
     :meth:`set_centers` fills it. ``forward(x)`` returns the soft assignments q (N × K) of a batch
-    with gradients (eq. ``eq-dec-q`` of chapter 3); :meth:`soft_assign`, :meth:`predict` and
+    with gradients (chapter 3's soft assignment); :meth:`soft_assign`, :meth:`predict` and
     :meth:`embed_all` run over a whole dataset in evaluation mode, without gradients.
     """
 
@@ -493,10 +493,11 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
     """Train DEC on X (N × D, on the device): k-means init, then KL(P‖Q) with periodic targets.
 
     1. ``init``: centres from k-means with ``kmeans_restarts`` restarts on the embedding.
-    2. Every ``update_interval`` steps, over the whole dataset: q (eq. ``eq-dec-q``), the target
-       p (eq. ``eq-dec-p``), hard labels, cluster sizes. Stop when, after step 0, fewer than a
-       fraction ``tol`` of the labels changed since the previous refresh, or at ``max_steps``.
-    3. In between, SGD (``lr``, ``momentum``) on minibatch KL(P‖Q) (eq. ``eq-dec-loss``) against
+    2. Every ``update_interval`` steps, over the whole dataset: the soft assignments q, the
+       target p (both from chapter 3), hard labels, cluster sizes. Stop when, after step 0,
+       fewer than a fraction ``tol`` of the labels changed since the previous refresh, or at
+       ``max_steps``.
+    3. In between, SGD (``lr``, ``momentum``) on minibatch KL(P‖Q) (chapter 3's objective) against
        that fixed p, into the encoder and the centres. ``hand_gradient`` backpropagates through
        chapter 3's hand-derived gradient (:func:`kl_loss_hand`) instead of autograd's.
 

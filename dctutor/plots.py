@@ -1,4 +1,4 @@
-"""The figures the chapters share, in one house style.
+"""The figures the chapters share, in one house style (and the number format of printed tables).
 
 Every chapter calls :func:`set_style` once (the setup cell does it) and uses
 :data:`DIGIT_COLORS` for anything coloured by class, so a "3" has the same colour everywhere.
@@ -87,6 +87,24 @@ def displayed_font_sizes(fig, page_width_px: float = PAGE_WIDTH_PX) -> list[tupl
 def _drawn(text) -> bool:
     """Whether ``text`` is on the page: it and its axes (if any) visible."""
     return text.get_visible() and (text.axes is None or text.axes.get_visible())
+
+
+def rounded(table, digits: int = 3):
+    """``table.round(digits)`` as the book prints numbers: no "-0.000", counts as integers.
+
+    Rounding keeps the sign of a tiny negative number, and -0.0 prints with its minus; adding 0.0
+    turns -0.0 into 0.0 and changes nothing else. A float column of whole numbers, some above 1,
+    is a count that a transposed or mixed table turned into floats (9.0): it prints as integers.
+    """
+    out = table.round(digits)
+    for column in out.select_dtypes("float").columns:
+        values = out[column]
+        finite = values.dropna()
+        if len(finite) and (finite == finite.round()).all() and (finite.abs() > 1).any():
+            out[column] = values.astype("Int64")
+        else:
+            out[column] = values + 0.0
+    return out
 
 
 def _np(x) -> np.ndarray:

@@ -53,3 +53,14 @@ def test_house_style_keeps_text_legible_on_the_page():
     ax.set_title("title")
     assert plots.displayed_font_sizes(wide)[-1][0] < plots.MIN_FONT_PT
     plt.close("all")
+
+
+def test_rounded_prints_no_negative_zero_and_counts_as_integers():
+    import pandas as pd
+
+    table = pd.DataFrame({"I": [-1e-17, 0.5], "loss": [-2.30259, -0.0], "used": [9.0, 10.0],
+                          "share": [1.0, 0.0], "name": ["a", "b"]})
+    text = plots.rounded(table, 3).to_string()
+    assert "-0.0" not in text and "-2.303" in text
+    assert plots.rounded(table, 3)["used"].tolist() == [9, 10] and " 9" in text and "9.0" not in text
+    assert plots.rounded(table, 3)["share"].dtype.kind == "f"   # 0 and 1 are not counts
