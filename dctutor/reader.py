@@ -897,6 +897,8 @@ def reader_notebook(path: Path, index: BookIndex | None = None, bib: Bibliograph
             chapter.glued_before.update(shown)
             specs = ", ".join(map(repr, _specs(shown, chapter)))
             code = code.rstrip() + f"\ndctutor.book.show_glued({specs})"
+        # a {glue:figure} after this cell shows the figure "printed above"
+        chapter.glued_before.update(_glued_names(code)[0])
         if "remove-cell" in tags:
             title = check_title(cell["source"])
             first, _, rest = code.lstrip("\n").partition("\n")
