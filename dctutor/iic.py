@@ -333,7 +333,7 @@ def entropy(p: torch.Tensor | Sequence) -> float:
     if p.numel() == 0 or bool((p < 0).any()) or abs(float(p.sum()) - 1) > 1e-6:
         raise ValueError(f"entropy needs non-negative probabilities summing to 1, got {p.tolist()}")
     p = p[p > 0]
-    return float(-(p * p.log()).sum())
+    return float(-(p * p.log()).sum()) + 0.0   # + 0.0: a certain outcome has 0, not -0.0
 
 
 def mutual_information(P: torch.Tensor | Sequence) -> float:
@@ -341,4 +341,5 @@ def mutual_information(P: torch.Tensor | Sequence) -> float:
     P = torch.as_tensor(P, dtype=torch.float64)
     if P.dim() != 2:
         raise ValueError(f"need a 2-D joint distribution, got shape {tuple(P.shape)}")
-    return entropy(P.sum(1)) + entropy(P.sum(0)) - entropy(P)
+    # never negative; rounding can leave -1e-17 for independent variables, printed "-0.00"
+    return max(0.0, entropy(P.sum(1)) + entropy(P.sum(0)) - entropy(P))
