@@ -27,6 +27,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from .config import PROFILES
+
 
 class UsageError(Exception):
     """Bad input found after parsing: reported in one line, exit status 2."""
@@ -95,7 +97,7 @@ def add_run(subparsers) -> None:
                    help="one of: " + ", ".join(METHODS))
     p.add_argument("--dataset", required=True, choices=NAMES, metavar="NAME",
                    help="one of: " + ", ".join(NAMES))
-    p.add_argument("--profile", choices=("quick", "full"),
+    p.add_argument("--profile", choices=PROFILES,
                    help="schedules to use (default: $DCTUTOR_PROFILE, else full on CUDA, quick otherwise)")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=_seed, default=None, help="one run with this seed (default 0)")
@@ -143,14 +145,14 @@ def add_bench(subparsers) -> None:
         "summary.csv, summary.md and runs.json (mean ± std of ACC/NMI/ARI, wall time per run, "
         "training throughput, device and versions). Resumable: runs.json is rewritten after "
         "every finished run, and runs already in it are not repeated.")
-    p.add_argument("--profile", choices=("quick", "full"), help="as for run")
+    p.add_argument("--profile", choices=PROFILES, help="as for run")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default: results/<profile>)")
     p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
-                   help="seeds per method (default: 2 in quick, 5 in full)")
+                   help="seeds per method (default: 2 in quick, 3 in laptop, 5 in full)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="M")
     p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
-                   help="default: mnist-5k and fashion-mnist in quick, mnist and fashion-mnist in full")
+                   help="default: mnist-5k and fashion-mnist in quick, mnist and fashion-mnist otherwise")
     p.add_argument("--device", default=None, help="as for run")
     p.add_argument("--no-download", action="store_true", help="fail rather than download")
     p.set_defaults(func=cmd_bench)
@@ -166,7 +168,7 @@ def cmd_bench(args) -> int:
     for name in datasets:
         if name not in NAMES:
             raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(NAMES)}")
-    n_seeds = args.seeds or (2 if profile == "quick" else 5)
+    n_seeds = args.seeds or {"quick": 2, "laptop": 3}.get(profile, 5)
     out = args.out or Path("results") / profile
     prepared = [_prepare(name, profile, device, not args.no_download) for name in datasets]
     try:
@@ -189,7 +191,7 @@ def add_study(subparsers) -> None:
         "seed into results/studies-<profile>/<study>/ as each seed finishes; seeds already "
         "there are skipped. The chapters load these files.")
     p.add_argument("study", choices=list(STUDIES), help="which study")
-    p.add_argument("--profile", choices=("quick", "full"), help="as for run")
+    p.add_argument("--profile", choices=PROFILES, help="as for run")
     p.add_argument("--seeds", type=_positive_int, default=3, metavar="N",
                    help="seeds 0 … N−1 (default: %(default)s)")
     p.add_argument("--root", type=Path, default=None, metavar="DIR",
@@ -215,7 +217,7 @@ def add_smoke(subparsers) -> None:
         "profile's network shapes, batch sizes and augmentations on its full-size data, but with "
         "every epoch, step and subset count cut down (dctutor.smoke.CAPS); check the outputs "
         "and report schedule entries the run never read.")
-    p.add_argument("--profile", choices=("quick", "full"), default="full")
+    p.add_argument("--profile", choices=PROFILES, default="full")
     p.add_argument("--device", default="cpu", help="as for run (default: cpu)")
     p.set_defaults(func=cmd_smoke)
 

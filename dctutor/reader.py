@@ -784,11 +784,11 @@ def form_cell(source: str, title: str, tags, extra=None) -> dict:
 
 
 def run_time_rows(markdown: str) -> dict[str, str]:
-    """``{"quick": ..., "full": ...}`` from the chapter's run-time box table (plain text)."""
+    """``{"quick": ..., "laptop": ..., "full": ...}`` from the chapter's run-time box table."""
     rows = {}
     for line in markdown.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 2 and re.match(r"^`(quick|full)`", cells[0]):
+        if len(cells) >= 2 and re.match(r"^`(quick|laptop|full)`", cells[0]):
             profile = re.match(r"^`(\w+)`", cells[0]).group(1)
             needs = f"; needs: {cells[2]}" if len(cells) > 2 else ""
             text = f"{cells[0]}: {cells[1]}{needs}"
@@ -805,8 +805,8 @@ def colab_notes(markdown: str) -> list[str]:
 
 PROFILE_FORM = '''\
 #@title Profile and device (run before the setup cell)
-#@markdown `quick`: the 5,000-image samples shipped with `dctutor`, short schedules; minutes on a CPU. `full`: all 70,000 images and the papers' schedules: meant for a GPU, and long.
-PROFILE = "quick"  #@param ["quick", "full"]
+#@markdown `quick`: the 5,000-image samples shipped with `dctutor`, short schedules; minutes on a CPU. `laptop`: all 70,000 images, short schedules; about 10 minutes a chapter on a 2-core CPU, seconds on a GPU. `full`: all 70,000 images and the papers' schedules: meant for a GPU, and long.
+PROFILE = "quick"  #@param ["quick", "laptop", "full"]
 DEVICE = "auto"  #@param ["auto", "cpu", "cuda"]
 RUN_TIME = {run_time}  # this chapter's run-time box
 import dctutor

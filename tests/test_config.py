@@ -12,6 +12,8 @@ def test_profile_from_environment(clean_env):
     assert config.profile() == "quick"
     clean_env.setenv("DCTUTOR_PROFILE", "FULL")
     assert config.profile() == "full"
+    clean_env.setenv("DCTUTOR_PROFILE", "laptop")
+    assert config.profile() == "laptop"
 
 
 def test_profile_unset_follows_cuda(clean_env):
@@ -21,7 +23,7 @@ def test_profile_unset_follows_cuda(clean_env):
 
 def test_profile_rejects_unknown_value(clean_env):
     clean_env.setenv("DCTUTOR_PROFILE", "fast")
-    with pytest.raises(ValueError, match="quick, full"):
+    with pytest.raises(ValueError, match="quick, laptop, full"):
         config.profile()
 
 
@@ -53,12 +55,31 @@ def test_seed_everything_repeats_all_generators():
         config.seed_everything(-1)
 
 
-def test_schedules_have_the_same_keys_in_both_profiles():
-    quick, full = config.SCHEDULES["quick"], config.SCHEDULES["full"]
-    assert quick.keys() == full.keys()
+def test_schedules_have_the_same_keys_in_every_profile():
+    quick, laptop, full = (config.SCHEDULES[p] for p in ("quick", "laptop", "full"))
+    assert quick.keys() == laptop.keys() == full.keys()
     for section in quick:
-        assert quick[section].keys() == full[section].keys(), section
+        assert quick[section].keys() == laptop[section].keys() == full[section].keys(), section
         assert quick[section]["dataset"] == "mnist-5k"
+        assert laptop[section]["dataset"] == full[section]["dataset"] == "mnist"
+
+
+def test_laptop_profile_is_full_data_with_shorter_schedules():
+    """Same code paths as full (same data, same keys), never more steps; chapter 6's methods the
+    same schedule in both, so their 70k results serve both profiles."""
+    laptop, full = config.SCHEDULES["laptop"], config.SCHEDULES["full"]
+    assert laptop["manifold"] == full["manifold"]
+    for section in laptop:
+        for key, value in laptop[section].items():
+            if key.endswith("num_epochs") or key.endswith("max_steps"):
+                assert value <= full[section][key], f"{section}/{key}"
+
+
+def test_setup_prints_the_laptop_profile(clean_env, capsys):
+    clean_env.setenv("DCTUTOR_PROFILE", "laptop")
+    chosen = config.setup("dec", seed=0)
+    assert "profile : laptop" in capsys.readouterr().out
+    assert chosen.schedule["dataset"] == "mnist"
 
 
 def test_schedule_lookup_and_errors(clean_env):
