@@ -157,7 +157,7 @@ def run_dec(p: Prepared, seed: int, cache: dict) -> dict:
 
 def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
     """IIC (chapter 5): the two-head conv net, scored on its main 10-cluster head."""
-    from . import augment, iic
+    from . import augment, iic, studies
 
     s = config.schedule("iic", p.profile)
     t0 = time.perf_counter()
@@ -167,7 +167,7 @@ def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
     images = p.X.reshape(-1, 1, 28, 28)
     hist = iic.train(model, images, None, augmentation=augment.named(s.get("augmentation", "all")),
                      num_epochs=s["num_epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                     alpha=s["alpha"], repeats=s.get("repeats", 1), eval_every=0, seed=seed,
+                     alpha=studies.main_alpha(s), repeats=s.get("repeats", 1), eval_every=0, seed=seed,
                      desc=f"IIC seed {seed}")
     labels = iic.predict(model, images)[0]
     samples = len(hist["epoch"]) * len(images) * s.get("repeats", 1) * 2

@@ -33,7 +33,7 @@ CAPS: dict[str, int] = {
     "num_epochs": 1, "linear_num_epochs": 1, "layer_num_epochs": 1, "finetune_num_epochs": 1,
     "fashion_layer_num_epochs": 1, "fashion_finetune_num_epochs": 1,
     "collapse_pretrain_epochs": 1, "fixed_pretrain_epochs": 1, "collapse_num_epochs": 1,
-    "ablation_num_epochs": 2, "ablation_warmup_epochs": 1,
+    "ablation_num_epochs": 2, "ablation_warmup_epochs": 1, "warmup_epochs": 1,
     "max_steps": 6, "collapse_max_steps": 6, "update_interval": 3, "collapse_update_interval": 2,
     "kmeans_restarts": 1, "kmeans_n_init": 1, "seeds": 1, "repeats": 1, "eval_every": 1,
     "scatter_points": 200, "tsne_points": 100,
@@ -236,7 +236,7 @@ def iic_section(device, log) -> None:
                            global_pool=s["global_pool"]).to(device)
     h = iic.train(model, X, y, augmentation=augment.named(s["augmentation"]),
                   num_epochs=s["num_epochs"], batch_size=s["batch_size"], lr=s["lr"],
-                  alpha=s["alpha"], repeats=s["repeats"], eval_every=s["eval_every"],
+                  alpha=studies.main_alpha(s), repeats=s["repeats"], eval_every=s["eval_every"],
                   progress=False)
     _finite(h["loss_main"] + h["loss_over"], "IIC losses")
     main, over = iic.predict(model, X)

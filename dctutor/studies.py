@@ -196,6 +196,15 @@ def alpha_schedule(alpha: float | str) -> float | Callable[[int], float]:
     return float(alpha)
 
 
+def main_alpha(s: dict) -> float | Callable[[int], float]:
+    """The entropy weight of chapter 5's main run from the ``"iic"`` schedule ``s``: ``alpha``,
+    or, when ``warmup_epochs`` > 0, ``alpha`` for that many epochs and ``alpha_after_warmup``
+    after them (the warm-up of "The entropy weight α")."""
+    if s["warmup_epochs"] > 0:
+        return alpha_schedule(f"{s['alpha']:g}→{s['alpha_after_warmup']:g}@{s['warmup_epochs']}")
+    return float(s["alpha"])
+
+
 def warmup_name(s: dict) -> str:
     """The warm-up setting of the ``"iic"`` schedule as :func:`alpha_schedule` reads it."""
     return (f"{s['alpha']:g}→{max(s['ablation_alphas']):g}"
