@@ -12,6 +12,7 @@ Shapes: ``z`` is N × d (embedded points), ``centers`` is K × d (cluster centre
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -489,6 +490,7 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
               hand_gradient: bool = False, decoder: _nn.Module | None = None,
               gamma: float = 0.1, optimizer: str = "sgd", seed: int = 0,
               eval_batch_size: int = 65536, progress: bool = True,
+              on_refresh: Callable[[int, DEC], None] | None = None,
               desc: str = "DEC") -> DECHistory:
     """Train DEC on X (N × D, on the device): k-means init, then KL(P‖Q) with periodic targets.
 
@@ -516,6 +518,9 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
     refresh. ``optimizer`` is ``"sgd"`` (with ``momentum``; DEC's) or ``"adam"`` (IDEC's).
 
     Labels ``y`` (N,) are only scored (ACC, NMI, ARI in the history); they never touch training.
+
+    ``on_refresh(step, model)``, if given, is called at every refresh after it is logged — e.g. to
+    keep snapshots of a few points' embedding for a picture of the clusters moving (chapter 4).
 
     Returns:
         a :class:`DECHistory`; the model (and ``decoder``) are left in evaluation mode.
@@ -617,6 +622,8 @@ def train_dec(model: DEC, X: torch.Tensor, y: torch.Tensor | None = None, *,
                 record.update(contingency_scores(counts.reshape(n_classes, K).cpu().numpy()))
             record["seconds"] = _time.perf_counter() - start
             history.log(**record)
+            if on_refresh is not None:
+                on_refresh(step, model)
             if bar is not None:
                 bar.set_postfix({k: f"{record[k]:.3f}" for k in ("label_change", "size_entropy", "acc")
                                  if k in record})

@@ -382,3 +382,14 @@ def test_full_profile_runs_the_reference_dec_stage():
     s = config.schedule("dec", "full")
     assert (s["lr"], s["update_interval"], s["max_steps"], s["batch_size"]) == (0.01, 140, 20000, 256)
     assert s["dataset"] == "mnist" and s["fashion_subset"] is None and s["seeds"] >= 5
+
+
+def test_on_refresh_sees_every_refresh():
+    """The hook chapter 4 uses to film the clusters: called once per logged refresh, in order."""
+    torch.manual_seed(0)
+    X = torch.rand(300, 20)
+    model = dec.DEC(torch.nn.Linear(20, 5), 3, embedding_dim=5)
+    seen = []
+    h = dec.train_dec(model, X, update_interval=5, max_steps=20, tol=0.0, kmeans_restarts=1,
+                      progress=False, on_refresh=lambda step, m: seen.append((step, m is model)))
+    assert [step for step, _ in seen] == list(h["step"]) and all(same for _, same in seen)

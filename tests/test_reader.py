@@ -181,7 +181,7 @@ def test_synthetic_chapter(synthetic):
     code = [c for c in cells if c["cell_type"] == "code"]
     assert "import dctutor" in _src(code[0]) and code[1]["metadata"]["tags"] == ["profile-form"]
     form = _src(code[1])
-    assert 'PROFILE = "quick"  #@param ["quick", "full"]' in form
+    assert 'PROFILE = "quick"  #@param ["quick", "laptop", "full"]' in form
     assert "about 2 h" in form and "In Colab this retrains something first." in form
     assert _src(code[2]).rstrip().endswith("dctutor.book.show_glued('acc:.2f')")
     hidden = code[3]
@@ -299,7 +299,7 @@ def test_reader_notebook_layout(path):
     assert "except ImportError" in _src(code[0]), "the first code cell is the guarded install"
     form = code[1]
     assert form["metadata"].get("cellView") == "form"
-    assert 'PROFILE = "quick"  #@param ["quick", "full"]' in _src(form)
+    assert 'PROFILE = "quick"  #@param ["quick", "laptop", "full"]' in _src(form)
     for cell in code:
         tags = cell["metadata"].get("tags", [])
         if "remove-cell" in tags or "hide-input" in tags:
