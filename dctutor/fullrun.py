@@ -39,11 +39,14 @@ PEAK_CELL = (
 
 
 def chapters(book: Path = BOOK) -> list[Path]:
-    """The chapter notebooks in reading order."""
-    found = sorted(book.glob("[0-9][0-9]_*.ipynb"))
+    """The chapter notebooks in reading order (``_toc.yml``'s: a chapter's further pages, such as
+    ``05_iic_training``, follow its first page)."""
+    from .reader import reading_order
+
+    found = {p.stem: p for p in book.glob("[0-9][0-9]_*.ipynb")}
     if not found:
         raise FileNotFoundError(f"no chapter notebooks (NN_*.ipynb) in {book}")
-    return found
+    return [found[stem] for stem in reading_order(list(found))]
 
 
 def run_chapter(path: Path, timeout: int = 3600, keep_going: bool = False) -> dict:

@@ -6,7 +6,9 @@ download, that nbval executes and that the student notebooks are made from. Jupy
 not render MyST, so each MyST construct is turned into what they do render:
 
 * admonitions and ``prf:`` blocks → quoted blocks with a bold title;
-* the chapter's title → with its number before it (``# 3. Title``), as the site shows it;
+* the chapter's title → with its number before it (``# 3. Title``), as the site shows it; a
+  chapter's further pages (``sections:`` in ``_toc.yml``, :func:`toc_parents`) keep their
+  titles unnumbered, as on the site, and go on counting the chapter's numbers (5.4, 5.5, …);
 * ``{exercise}`` → a numbered heading (*Exercise 3.1*, numbered within the chapter as on the
   site: :func:`toc_numbers`);
   each ``{solution}`` → its own Markdown cell, tagged ``solution``, folded in ``<details>``;
@@ -144,6 +146,7 @@ class BookIndex:
     sections: dict = field(default_factory=dict)      # label -> heading text
     documents: list = field(default_factory=list)     # doc paths relative to the repository
     chapter_numbers: dict = field(default_factory=dict)  # doc -> its chapter number (numbered)
+    parents: dict = field(default_factory=dict)       # a chapter's further page -> the chapter's page
 
 
 def toc_documents(root: Path) -> list[str]:
@@ -157,16 +160,30 @@ def toc_numbers(root: Path) -> dict[str, int | None]:
     pages of every ``numbered`` part (or of the book, with ``defaults: numbered``) are numbered
     1, 2, ... in order, the count running on from one numbered part to the next; a nested
     page (``sections:``) has its chapter's number as the first level of its own."""
+    return _toc_walk(root)[0]
+
+
+def toc_parents(root: Path) -> dict[str, str]:
+    """Every nested page (``sections:`` in ``_toc.yml``) -> the page it is nested under.
+
+    A chapter of several pages: the site numbers only the chapter's own page ("5. IIC"); its
+    further pages carry no number in their titles (``numbered: 1``) but go on counting the
+    chapter's figures, equations and exercises (Sphinx walks them after the chapter's page)."""
+    return _toc_walk(root)[1]
+
+
+def _toc_walk(root: Path) -> tuple[dict[str, int | None], dict[str, str]]:
     import yaml
 
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     numbers: dict[str, int | None] = {}
+    parents: dict[str, str] = {}
     last = 0
 
     def name(doc):
         return doc if Path(doc).suffix else doc + ".md"
 
-    def walk(entry, numbered, top, chapter):
+    def walk(entry, numbered, top, chapter, parent):
         nonlocal last
         if not isinstance(entry, dict):
             return
@@ -175,17 +192,20 @@ def toc_numbers(root: Path) -> dict[str, int | None]:
                 last += 1
                 chapter = last
             numbers[name(entry["file"])] = chapter if numbered else None
+            if parent is not None:
+                parents[name(entry["file"])] = parent
         for key in ("chapters", "sections"):
             for sub in entry.get(key, []) or []:
-                walk(sub, numbered, "file" not in entry and top, chapter)
+                walk(sub, numbered, "file" not in entry and top, chapter,
+                     name(entry["file"]) if "file" in entry else parent)
 
     default = bool((toc.get("defaults") or {}).get("numbered"))
     numbers[name(toc["root"])] = None
     for part in toc.get("parts") or [toc]:
         numbered = bool(part.get("numbered", default)) if part is not toc else default
         for sub in part.get("chapters", []) or []:
-            walk(sub, numbered, True, None)
-    return numbers
+            walk(sub, numbered, True, None, None)
+    return numbers, parents
 
 
 def _markdown_of(path: Path) -> str:
@@ -210,6 +230,7 @@ def index_book(root: Path = REPO) -> BookIndex:
     index = BookIndex()
     counts: dict = {}  # (kind, chapter) -> last number: Sphinx's counters, per chapter
 
+    index.parents = toc_parents(root)
     for doc, chapter in toc_numbers(root).items():
         path = root / doc
         if path.suffix != ".md" or not path.is_file():
@@ -520,6 +541,8 @@ class Chapter:
         tokens = md().parse(text)
         edits = self.inline_edits(text, tokens, offsets)
         number = self.index.chapter_numbers.get(self.doc)
+        if self.doc in self.index.parents:
+            number = None  # a chapter's further page: the site shows its title unnumbered
         if number is not None and not self.titled:
             # the site numbers the chapter (Sphinx puts "3. " before its title); so does this
             for i, tok in enumerate(tokens):
@@ -968,7 +991,15 @@ def _banner(path: Path) -> str:
 
 
 def chapters(book_dir: Path) -> list[Path]:
+    """The chapter pages ``NN_name.md`` in ``book_dir``, sorted by name (a chapter's further
+    pages, ``NN_more.md``, sort with it; :func:`reading_order` gives the site's order)."""
     return sorted(Path(book_dir).glob(CHAPTER_GLOB))
+
+
+def reading_order(stems: list[str], root: Path = REPO) -> list[str]:
+    """``stems`` (``NN_name``) in ``_toc.yml``'s order; stems it does not list go last, by name."""
+    order = {Path(doc).stem: i for i, doc in enumerate(toc_documents(root))}
+    return sorted(stems, key=lambda stem: (order.get(stem, len(order)), stem))
 
 
 def _dumps(nb: dict) -> str:

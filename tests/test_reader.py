@@ -246,10 +246,46 @@ def test_synthetic_chapter_numbered_as_on_the_site(tmp_path):
     assert "See Figure 2.1, Table 2.1 and Fig. 2.1." in markdown
 
 
+def test_a_chapters_further_page_goes_on_counting(tmp_path):
+    """A page nested under a chapter (``sections:``) shows no number in its title, as on the
+    site (``numbered: 1``), and goes on counting the chapter's equations and exercises: Sphinx
+    walks it after the chapter's own page with the chapter's number."""
+    root = tmp_path
+    (root / "book").mkdir()
+    (root / "book" / "references.bib").write_text("")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/00_intro.md\nparts:\n  - caption: Chapters\n"
+        "    numbered: 1\n    chapters:\n      - file: book/01_first.md\n"
+        "        sections:\n          - file: book/01_more.md\n"
+        "      - file: book/02_next.md\n")
+    (root / "book" / "00_intro.md").write_text("# Intro\n")
+    (root / "book" / "01_first.md").write_text(
+        "# First\n\n$$\nc = d\n$$ (eq-first)\n\n:::{exercise}\n:label: first-ex\n\nA.\n:::\n")
+    (root / "book" / "01_more.md").write_text(
+        SYNTHETIC.split("# A chapter")[0] + "# More\n\n"
+        "```{code-cell} ipython3\ntry:\n    import dctutor\nexcept ImportError:\n    pass\n```\n\n"
+        "See {eq}`eq-first`.\n\n$$\ne = f\n$$ (eq-more)\n\n"
+        ":::{exercise}\n:label: more-ex\n\nB.\n:::\n")
+    (root / "book" / "02_next.md").write_text("# Next\n\n$$\ng = h\n$$ (eq-next)\n")
+    assert reader.toc_numbers(root) == {"book/00_intro.md": None, "book/01_first.md": 1,
+                                        "book/01_more.md": 1, "book/02_next.md": 2}
+    assert reader.toc_parents(root) == {"book/01_more.md": "book/01_first.md"}
+    assert reader.reading_order(["02_next", "01_more", "01_first"], root) == [
+        "01_first", "01_more", "02_next"]
+    index = reader.index_book(root)
+    assert index.equations == {"eq-first": "1.1", "eq-more": "1.2", "eq-next": "2.1"}
+    assert index.exercises == {"first-ex": "1.1", "more-ex": "1.2"}
+    nb = reader.reader_notebook(root / "book" / "01_more.md", index, root=root)
+    markdown = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert re.search(r"^# More$", markdown, re.M), markdown
+    assert "See (1.1)." in markdown and "\\tag{1.2}" in markdown
+    assert re.search(r"^#+ Exercise 1\.2$", markdown, re.M)
+
+
 def test_book_is_numbered_by_chapter():
     """The site numbers chapters 1-7 from _toc.yml's numbered part; the file names say the same
     number, and the reader notebooks show it in the title and in every number within."""
-    numbers = reader.toc_numbers(REPO)
+    numbers, parents = reader.toc_numbers(REPO), reader.toc_parents(REPO)
     for source in SOURCES:
         doc = source.relative_to(REPO).as_posix()
         n = int(source.stem[:2])
@@ -257,7 +293,11 @@ def test_book_is_numbered_by_chapter():
         markdown = _markdown(REPO / "notebooks" / f"{source.stem}.ipynb")
         if not n:
             continue
-        assert re.search(rf"^# {n}\. \S", markdown, re.M), f"{source.stem}: no '# {n}. ' title"
+        if doc in parents:  # a chapter's further page: its title is not numbered on the site
+            assert parents[doc].startswith(f"book/{source.stem[:3]}"), (doc, parents[doc])
+            assert not re.search(r"^# \d+\. ", markdown, re.M), f"{source.stem}: numbered title"
+        else:
+            assert re.search(rf"^# {n}\. \S", markdown, re.M), f"{source.stem}: no '# {n}. ' title"
         for found in re.findall(r"\\tag\{([^}]*)\}|^#+ Exercise (\S+)", markdown, re.M):
             number = found[0] or found[1]
             assert re.fullmatch(rf"{n}\.\d+", number), f"{source.stem}: number {number}"
@@ -320,10 +360,14 @@ def test_reader_notebook_layout(path):
 
 
 def test_chapter_4_says_colab_retrains_chapter_2():
-    [ch4] = [p for p in NOTEBOOKS if p.stem.startswith("04_")]
-    form = next(_src(c) for c in load(ch4)["cells"]
-                if "profile-form" in c["metadata"].get("tags", []))
-    assert "Colab" in form and "chapter 2" in form and "min" in form
+    """Both pages of chapter 4 start from chapter 2's network (the failures page for its
+    comparison with digits): in Colab it is retrained, and the form says so."""
+    pages = [p for p in NOTEBOOKS if p.stem.startswith("04_")]
+    assert {p.stem for p in pages} >= {"04_dec_in_practice", "04_dec_failures"}
+    for page in pages:
+        form = next(_src(c) for c in load(page)["cells"]
+                    if "profile-form" in c["metadata"].get("tags", []))
+        assert "Colab" in form and "chapter 2" in form and "min" in form, page.stem
 
 
 # -- the profile form and the glued numbers ---------------------------------------------------
