@@ -304,7 +304,7 @@ def test_book_is_numbered_by_chapter():
 
 
 def test_chapter_3_numbers():
-    [ch3] = [p for p in NOTEBOOKS if p.stem.startswith("03_")]
+    [ch3] = [p for p in NOTEBOOKS if p.stem == "03_dec_derivation"]
     markdown = _markdown(ch3)
     assert markdown.count("# 3. DEC: the derivation\n") == 1
     assert re.findall(r"\\tag\{([^}]*)\}", markdown)[:2] == ["3.1", "3.2"]
@@ -368,6 +368,26 @@ def test_chapter_4_says_colab_retrains_chapter_2():
         form = next(_src(c) for c in load(page)["cells"]
                     if "profile-form" in c["metadata"].get("tags", []))
         assert "Colab" in form and "chapter 2" in form and "min" in form, page.stem
+
+
+def test_chapter_2_second_page_says_colab_retrains_the_stack():
+    """Does pretraining help? loads the stack the chapter's first page cached; in Colab there is
+    no cache, so it trains the stack first, and the form says so."""
+    [page] = [p for p in NOTEBOOKS if p.stem == "02_does_pretraining_help"]
+    form = next(_src(c) for c in load(page)["cells"]
+                if "profile-form" in c["metadata"].get("tags", []))
+    assert "Colab" in form and "first page" in form, form
+
+
+def test_chapters_1_to_3_have_two_pages():
+    """Chapters 1-3 are split like 4 and 5: each further page follows its chapter's first page
+    in reading order."""
+    stems = [p.stem for p in NOTEBOOKS]
+    order = reader.reading_order(stems, REPO)
+    for first, more in [("01_pca_vs_autoencoders", "01_nonlinear_autoencoders"),
+                        ("02_stacked_denoising_autoencoders", "02_does_pretraining_help"),
+                        ("03_dec_derivation", "03_dec_gradient_check")]:
+        assert order.index(more) == order.index(first) + 1, (first, more)
 
 
 # -- the profile form and the glued numbers ---------------------------------------------------
