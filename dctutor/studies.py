@@ -200,8 +200,9 @@ def main_alpha(s: dict) -> float | Callable[[int], float]:
     """The entropy weight of chapter 5's main run from the ``"iic"`` schedule ``s``: ``alpha``,
     or, when ``warmup_epochs`` > 0, ``alpha`` for that many epochs and ``alpha_after_warmup``
     after them (the warm-up of "The entropy weight α")."""
+    after = s["alpha_after_warmup"]              # read in every profile (the smoke checks it)
     if s["warmup_epochs"] > 0:
-        return alpha_schedule(f"{s['alpha']:g}→{s['alpha_after_warmup']:g}@{s['warmup_epochs']}")
+        return alpha_schedule(f"{s['alpha']:g}→{after:g}@{s['warmup_epochs']}")
     return float(s["alpha"])
 
 
