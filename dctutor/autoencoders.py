@@ -8,7 +8,8 @@
 * :class:`DenoisingLayer`, :class:`StackedDenoisingAutoencoder`, :func:`pretrain_layerwise`,
   :func:`finetune` — greedy layer-wise pretraining and end-to-end fine-tuning (chapter 2).
 * :func:`pretrained_stack` — load a trained stack from the cache, or train and save it, so
-  chapter 4 (DEC) starts from chapter 2's weights.
+  chapter 4 (DEC) starts from chapter 2's weights (and chapter 2's second page can score the
+  stack after layer-wise pretraining alone: ``stage="pretrained-only"``).
 
 Losses are mean squared errors **per input unit** (per pixel, inputs in [0, 1]).
 """
@@ -397,18 +398,36 @@ def stack_schedule(schedule: dict) -> dict:
     return chosen
 
 
-def save_stack(model: StackedDenoisingAutoencoder, path: str | Path, **meta) -> Path:
+# The stages of training a stack that a saved file can hold (:func:`load_stack`'s ``stage``):
+# the weights after fine-tuning (always), and after layer-wise pretraining alone (when given).
+STAGES = ("fine-tuned", "pretrained-only")
+_STAGE_KEYS = {"fine-tuned": "state_dict", "pretrained-only": "pretrained_state_dict"}
+
+
+def _check_stage(stage: str) -> str:
+    if stage not in _STAGE_KEYS:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(map(repr, STAGES))}")
+    return _STAGE_KEYS[stage]
+
+
+def save_stack(model: StackedDenoisingAutoencoder, path: str | Path, *,
+               pretrained_only: dict[str, torch.Tensor] | None = None, **meta) -> Path:
     """Save the stack's weights with the dims and dropout it was built with, and ``meta``.
 
+    ``pretrained_only`` (a state dict, :func:`train_stack`'s ``info["pretrained"]``) saves the
+    weights after layer-wise pretraining beside them, for ``load_stack(..., "pretrained-only")``.
     ``meta`` holds plain values (numbers, strings, lists, dicts). The file is written under a
     temporary name and renamed, so a reader never sees half a file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"dims": model.dims, "dropout": model.dropout,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "meta": meta}, tmp)
+    blob = {"dims": model.dims, "dropout": model.dropout,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": meta}
+    if pretrained_only is not None:
+        blob["pretrained_state_dict"] = {k: v.detach().cpu() for k, v in pretrained_only.items()}
+    torch.save(blob, tmp)
     os.replace(tmp, path)
     return path
 
@@ -420,12 +439,24 @@ def _read_stack(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_stack(path: str | Path, device: torch.device | str = "cpu") -> StackedDenoisingAutoencoder:
-    """Rebuild a stack saved by :func:`save_stack` on ``device`` (eval mode)."""
-    blob = _read_stack(path)
+def _build_stack(blob: dict, stage: str, device) -> StackedDenoisingAutoencoder:
     model = StackedDenoisingAutoencoder(blob["dims"], blob["dropout"])
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(blob[_STAGE_KEYS[stage]])
     return model.to(device).eval()
+
+
+def load_stack(path: str | Path, device: torch.device | str = "cpu",
+               stage: str = "fine-tuned") -> StackedDenoisingAutoencoder:
+    """Rebuild a stack saved by :func:`save_stack` on ``device`` (eval mode).
+
+    ``stage="pretrained-only"`` gives the weights after layer-wise pretraining, before
+    fine-tuning; :class:`KeyError` when the file does not hold them (saved without them).
+    """
+    key = _check_stage(stage)
+    blob = _read_stack(path)
+    if key not in blob:
+        raise KeyError(f"the stack saved at {path} holds no {stage} weights")
+    return _build_stack(blob, stage, device)
 
 
 def stack_info(path: str | Path) -> dict:
@@ -483,7 +514,9 @@ def cache_stack(model: StackedDenoisingAutoencoder, X: torch.Tensor, dataset: st
                 seed: int, schedule: dict, info: dict | None = None) -> Path:
     """Save a stack trained on ``X`` where :func:`pretrained_stack` looks for it; returns the path.
 
-    ``info`` (the second value :func:`train_stack` returns) adds the loss histories to the file.
+    ``info`` (the second value :func:`train_stack` returns) adds the loss histories to the file,
+    and the weights after layer-wise pretraining alone (``info["pretrained"]``), which
+    ``pretrained_stack(..., stage="pretrained-only")`` returns.
     """
     meta = dict(dataset=dataset, profile=profile, seed=int(seed),
                 schedule=json.loads(json.dumps(stack_schedule(schedule), default=str)),
@@ -491,24 +524,34 @@ def cache_stack(model: StackedDenoisingAutoencoder, X: torch.Tensor, dataset: st
     if info is not None:
         meta["histories"] = {"layers": [dict(h) for h in info.get("layers", [])],
                              "finetune": dict(info.get("finetune", {}))}
-    return save_stack(model, stack_path(dataset, profile, seed, schedule), **meta)
+    return save_stack(model, stack_path(dataset, profile, seed, schedule),
+                      pretrained_only=None if info is None else info.get("pretrained"), **meta)
 
 
 def pretrained_stack(dataset: str, profile: str, seed: int, schedule: dict,
                      X: torch.Tensor | None = None, device: torch.device | str | None = None,
-                     train: bool = True, progress: bool = True) -> StackedDenoisingAutoencoder:
+                     train: bool = True, progress: bool = True,
+                     stage: str = "fine-tuned") -> StackedDenoisingAutoencoder:
     """The stack chapter 2 trains for ``(dataset, profile, seed)``: from the cache, or trained now.
 
-    When no cached weights exist and ``train`` is true, trains on ``X`` (the dataset's inputs,
-    all of them, N × 784 on the device) with :func:`train_stack` and saves the result with
-    :func:`cache_stack`. When cached weights exist and ``X`` is given, ``X`` must be the data
-    they were trained on (same number of samples and pixel sum), else :class:`ValueError`.
+    ``stage`` picks the weights: ``"fine-tuned"`` (the default, what DEC starts from) or
+    ``"pretrained-only"`` (after layer-wise pretraining, before fine-tuning).
+
+    When no cached weights exist — or the cached file lacks the ``stage`` asked for (a file
+    saved without ``info``) — and ``train`` is true, trains on ``X`` (the dataset's inputs, all
+    of them, N × 784 on the device) with :func:`train_stack`, which yields both stages, and saves
+    the result with :func:`cache_stack`, replacing the file. When cached weights exist and ``X``
+    is given, ``X`` must be the data they were trained on (same number of samples and pixel
+    sum), else :class:`ValueError`.
     """
+    key = _check_stage(stage)
     path = stack_path(dataset, profile, seed, schedule)
     dev = device if device is not None else (X.device if X is not None else "cpu")
+    lacks = None
     if path.is_file():
+        blob = _read_stack(path)
         if X is not None:
-            meta, seen = stack_info(path), _fingerprint(X)
+            meta, seen = dict(blob.get("meta", {})), _fingerprint(X)
             if "n_samples" in meta and (
                     meta["n_samples"] != seen["n_samples"]
                     or abs(meta["data_sum"] - seen["data_sum"]) > 1e-6 * max(1.0, abs(seen["data_sum"]))):
@@ -516,12 +559,17 @@ def pretrained_stack(dataset: str, profile: str, seed: int, schedule: dict,
                     f"the cached stack at {path} was trained on {meta['n_samples']} samples of "
                     f"{dataset!r}, but X holds {seen['n_samples']} samples that differ; pass the "
                     "same inputs (data.load(name, 'all').inputs()) or delete the file to retrain")
-        return load_stack(path, dev)
+        if key in blob:
+            return _build_stack(blob, stage, dev)
+        lacks = f"the cached stack at {path} holds no {stage} weights (saved without them)"
     if not train:
-        raise FileNotFoundError(f"no cached stack for {dataset}/{profile}/seed {seed} at {path}; "
-                                "run chapter 2 or call with train=True")
+        raise FileNotFoundError(
+            (lacks or f"no cached stack for {dataset}/{profile}/seed {seed} at {path}")
+            + "; run chapter 2 or call with train=True")
     if X is None:
-        raise ValueError("no cached stack: pass X (the training inputs) to train one")
+        raise ValueError(f"{lacks or 'no cached stack'}: pass X (the training inputs) to train one")
     model, info = train_stack(X, schedule, seed=seed, progress=progress)
     cache_stack(model, X, dataset, profile, seed, schedule, info)
-    return model.to(dev)
+    if stage == "pretrained-only":
+        model.load_state_dict(info["pretrained"])
+    return model.to(dev).eval()

@@ -234,6 +234,41 @@ def test_chapter_2_and_pretrained_stack_share_the_cache(cache):
     assert path == ae.stack_path("toy", "quick", 2, SCHEDULE)
     reused = ae.pretrained_stack("toy", "quick", 2, SCHEDULE, X=X, train=False)
     assert torch.equal(reused.encode(X), model.encode(X))
+    # The weights after layer-wise pretraining alone come back too (chapter 2's second page).
+    layerwise = ae.pretrained_stack("toy", "quick", 2, SCHEDULE, X=X, train=False,
+                                    stage="pretrained-only")
+    assert not layerwise.training
+    assert all(torch.equal(v, info["pretrained"][k]) for k, v in layerwise.state_dict().items())
+    assert not torch.equal(layerwise.encode(X), model.encode(X))
+    assert torch.equal(ae.load_stack(path, stage="pretrained-only").encode(X), layerwise.encode(X))
+    with pytest.raises(ValueError, match="unknown stage"):
+        ae.pretrained_stack("toy", "quick", 2, SCHEDULE, stage="finetuned")
+
+
+def test_a_cache_without_the_pretrained_only_weights_is_retrained_once(cache, monkeypatch):
+    """A file saved without ``info`` holds the fine-tuned weights only: asking for the stack
+    after pretraining alone trains again (which yields both stages) and rewrites the file."""
+    X = toy_data()
+    model, info = ae.train_stack(X, SCHEDULE, seed=3, progress=False)
+    path = ae.cache_stack(model, X, "toy", "quick", 3, SCHEDULE)          # no info
+    with pytest.raises(KeyError, match="no pretrained-only weights"):
+        ae.load_stack(path, stage="pretrained-only")
+    with pytest.raises(FileNotFoundError, match="holds no pretrained-only weights"):
+        ae.pretrained_stack("toy", "quick", 3, SCHEDULE, X=X, train=False, stage="pretrained-only")
+    with pytest.raises(ValueError, match="pass X"):
+        ae.pretrained_stack("toy", "quick", 3, SCHEDULE, stage="pretrained-only")
+    layerwise = ae.pretrained_stack("toy", "quick", 3, SCHEDULE, X=X, stage="pretrained-only",
+                                    progress=False)
+    assert all(torch.equal(v, info["pretrained"][k]) for k, v in layerwise.state_dict().items())
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although the cache holds both stages now")
+
+    monkeypatch.setattr(ae, "train_stack", no_training)
+    tuned = ae.pretrained_stack("toy", "quick", 3, SCHEDULE, X=X)
+    again = ae.pretrained_stack("toy", "quick", 3, SCHEDULE, X=X, stage="pretrained-only")
+    assert torch.equal(tuned.encode(X), model.encode(X))               # same seed, same weights
+    assert torch.equal(again.encode(X), layerwise.encode(X))
 
 
 # --- the schedule table -------------------------------------------------------------------------
