@@ -177,18 +177,13 @@ def run_iic(p: Prepared, seed: int, cache: dict) -> dict:
 def _n2d_autoencoder(p: Prepared, seed: int, cache: dict):
     """N2D's autoencoder (784-500-500-2000-10, ReLU) for this seed, trained once per (dataset,
     seed) and shared by ``n2d`` and ``idec`` (which trains a copy)."""
-    from . import autoencoders as ae
+    from . import manifold
 
     key = ("n2d-ae", p.name, seed)
     if key not in cache:
         s = config.schedule("manifold", p.profile)
         t0 = time.perf_counter()
-        config.seed_everything(seed)
-        model = ae.MLPAutoencoder(s["ae_dims"], hidden="relu", output="sigmoid").to(p.device)
-        model.init_output_bias(p.X)
-        h = ae.train_autoencoder(model, p.X, num_epochs=s["ae_num_epochs"],
-                                 batch_size=s["ae_batch_size"], lr=s["ae_lr"], seed=seed,
-                                 desc=f"autoencoder seed {seed}")
+        model, h = manifold.n2d_autoencoder(p.X, s, seed=seed, desc=f"autoencoder seed {seed}")
         cache[key] = (model, time.perf_counter() - t0, len(h["epoch"]) * len(p.X))
     return cache[key]
 

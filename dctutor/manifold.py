@@ -12,7 +12,9 @@ Two pure steps and their composition:
   :mod:`dctutor.bench`.
 
 Also :func:`stability` (the agreement of partitions across seeds, used to choose K without
-labels) and :func:`gmm_bic` (the Gaussian mixture's Bayesian information criterion over K).
+labels), :func:`gmm_bic` (the Gaussian mixture's Bayesian information criterion over K) and
+:func:`n2d_autoencoder` (N2D's autoencoder, trained the one way chapter 6's pages and the bench
+train it).
 """
 
 from __future__ import annotations
@@ -141,3 +143,24 @@ def gmm_bic(Z, ks: Sequence[int], *, seed: int = 0, covariance: str = "full") ->
         gmm = GaussianMixture(k, covariance_type=covariance, random_state=seed, reg_covar=1e-5)
         out[int(k)] = float(gmm.fit(Z).bic(Z))
     return out
+
+
+def n2d_autoencoder(X: torch.Tensor, schedule: dict, *, seed: int = 0,
+                    desc: str = "autoencoder", progress: bool = True):
+    """N2D's autoencoder trained on ``X`` (N × D on the device) with the ``"manifold"`` schedule.
+
+    ``schedule["ae_dims"]`` with ReLU hidden layers and a sigmoid output, trained end to end
+    with Adam for ``ae_num_epochs`` (``ae_batch_size``, ``ae_lr``). Everything is seeded from
+    ``seed``, so chapter 6's pages and the ``n2d``/``idec`` bench methods get the same weights
+    from the same seed. Returns ``(model, history)``.
+    """
+    from . import autoencoders as ae
+    from .config import seed_everything
+
+    seed_everything(seed)
+    model = ae.MLPAutoencoder(schedule["ae_dims"], hidden="relu", output="sigmoid").to(X.device)
+    model.init_output_bias(X)
+    history = ae.train_autoencoder(model, X, num_epochs=schedule["ae_num_epochs"],
+                                   batch_size=schedule["ae_batch_size"], lr=schedule["ae_lr"],
+                                   seed=seed, desc=desc, progress=progress)
+    return model, history

@@ -101,3 +101,18 @@ def test_idec_keeps_reconstruction_and_logs_it():
         dec.train_dec(model, X, decoder=model_ae.decoder, gamma=0, max_steps=1, progress=False)
     with pytest.raises(ValueError, match="optimizer"):
         dec.train_dec(model, X, optimizer="rmsprop", max_steps=1, progress=False)
+
+
+def test_n2d_autoencoder_is_seeded_and_reads_its_schedule():
+    """Chapter 6's two pages and the bench get the same autoencoder from the same seed."""
+    X = torch.rand(200, 20)
+    s = dict(ae_dims=(20, 16, 3), ae_num_epochs=2, ae_batch_size=64, ae_lr=1e-3)
+    model, hist = manifold.n2d_autoencoder(X, s, seed=1, progress=False)
+    again, _ = manifold.n2d_autoencoder(X, s, seed=1, progress=False)
+    other, _ = manifold.n2d_autoencoder(X, s, seed=2, progress=False)
+    assert len(hist["train_loss"]) == 2 and model.code_size == 3
+    with torch.no_grad():
+        out = model(X)
+        assert out.min() >= 0 and out.max() <= 1                 # sigmoid output
+        assert torch.equal(model.encode(X), again.encode(X))
+        assert not torch.equal(model.encode(X), other.encode(X))
