@@ -4,7 +4,8 @@
 Book (myst-nb), and simply shows the value elsewhere — in Colab, plain Jupyter or nbval — so the
 chapters run without the book toolchain installed. It also keeps every value, so that the reader
 notebooks (:mod:`dctutor.reader`) can show the numbers their prose refers to with
-:func:`show_glued`, and :func:`choose_profile` is their profile form.
+:func:`show_glued`, and :func:`choose_profile` is their profile form. :func:`describe_confusions`
+and :func:`describe_mismatches` turn results into the sentences a chapter glues into its prose.
 """
 
 from __future__ import annotations
@@ -75,6 +76,25 @@ def show_glued(*specs: str, heading: str = "Numbers used below") -> None:
         display({"text/markdown": markdown, "text/plain": plain}, raw=True)
     except ImportError:  # pragma: no cover - outside IPython
         print(plain)
+
+
+def describe_confusions(confusions) -> str:
+    """``"7 taken for 9 (12%); …"`` from :func:`dctutor.metrics.top_confusions`' triples."""
+    return "; ".join(f"{a} taken for {b} ({share:.0%})" for a, b, share in confusions)
+
+
+def describe_mismatches(mismatches) -> str:
+    """The sentence chapter 4 puts under a confusion matrix, from
+    :func:`dctutor.metrics.mismatched_clusters`' triples: whether the confusions it lists are
+    real mixes of classes or an artefact of the one-to-one matching of clusters to classes."""
+    if not mismatches:
+        return ("Every cluster is matched to the class most of its points belong to, so each "
+                "confusion above is a real mix of two classes in one cluster.")
+    parts = [f"the cluster matched to {m} is mostly {major} ({share:.0%} of it)"
+             for m, major, share in mismatches]
+    return ("Some of these confusions are an artefact of the one-to-one matching: "
+            + "; ".join(parts) + ". A class split over two clusters can keep only one of them "
+            "under its own name, and the other is matched to a class left without a cluster of its own.")
 
 
 def _in_colab() -> bool:

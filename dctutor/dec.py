@@ -20,6 +20,9 @@ __all__ = [
     "squared_distances",
     "soft_assign",
     "target_distribution",
+    "squared_target",
+    "cluster_shares",
+    "preferred_counts",
     "kl_loss",
     "kl_gradients",
     "DECLoss",
@@ -100,6 +103,37 @@ def target_distribution(q: torch.Tensor, *, check: bool = True) -> torch.Tensor:
     f = q.sum(dim=0).clamp_min(torch.finfo(q.dtype).tiny)  # f_j, shape K
     weight = q**2 / f
     return weight / weight.sum(dim=1, keepdim=True)
+
+
+def squared_target(q: torch.Tensor) -> torch.Tensor:
+    """The target without its frequency term: p_ij ∝ q_ij², rows summing to 1 (N × K → N × K).
+
+    Not part of DEC: chapter 3 sets it beside :func:`target_distribution` to show what dividing
+    by the soft cluster frequency f_j does (squaring alone sharpens each row but never changes a
+    point's preferred cluster, and hands the big clusters a growing share of the target).
+    """
+    _check_rows(q, "q")
+    w = q**2
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def cluster_shares(q: torch.Tensor) -> torch.Tensor:
+    """Each cluster's share of the soft assignments, Σ_i q_ij / N: q (N × K) → shares (K,).
+
+    The shares sum to 1. Chapter 3 tabulates them for q, for the target p and for
+    :func:`squared_target` (a cluster's share of p is its weight in the loss).
+    """
+    _check_rows(q, "q", check=False)
+    return q.mean(dim=0)
+
+
+def preferred_counts(q: torch.Tensor) -> torch.Tensor:
+    """How many points prefer each cluster (have their largest q_ij there): q (N × K) → (K,) int64.
+
+    The cluster sizes of the hard labels argmax_j q_ij (:func:`cluster_sizes`); chapter 3.
+    """
+    _check_rows(q, "q", check=False)
+    return cluster_sizes(q.argmax(dim=1), q.shape[1])
 
 
 def kl_loss(q: torch.Tensor, p: torch.Tensor, *,

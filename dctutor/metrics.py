@@ -98,3 +98,60 @@ def align_labels(y_true, y_pred) -> np.ndarray:
         if int(c) not in mapping:
             mapping[int(c)] = int(classes[np.argmax(counts[i])])
     return np.array([mapping[int(c)] for c in p], dtype=np.int64)
+
+
+def aligned_confusion(y_true, y_pred, n_classes: int | None = None,
+                      normalize: bool = True) -> np.ndarray:
+    """The confusion matrix of true class × cluster, clusters renamed to their matched class.
+
+    y_true, y_pred (N,) integer labels (classes 0, …, C − 1) → C × C: entry ``[a, b]`` counts the
+    points of class ``a`` whose cluster is matched to class ``b`` (:func:`align_labels`); with
+    ``normalize``, each row is divided by its class's size, so it sums to 1 (an empty row stays 0).
+    ``n_classes`` defaults to the largest label + 1. Drawn by
+    :func:`dctutor.plots.confusion_matrix`; chapter 4 reads its largest entries off the diagonal.
+    """
+    t, _ = _pair(y_true, y_pred)
+    aligned = align_labels(t, y_pred)
+    k = int(max(t.max(), aligned.max())) + 1 if n_classes is None else int(n_classes)
+    C = np.zeros((k, k))
+    np.add.at(C, (t, aligned), 1)
+    if normalize:
+        C = C / np.maximum(C.sum(axis=1, keepdims=True), 1)
+    return C
+
+
+def top_confusions(y_true, y_pred, names=None, n: int = 3) -> list[tuple]:
+    """The ``n`` largest off-diagonal shares of :func:`aligned_confusion` (rows normalised).
+
+    Returns ``(true class, class it was taken for, share)`` triples, largest share first: the
+    share is the fraction of the true class that sits in the cluster matched to the other class.
+    Classes are given as ``names[k]`` (e.g. ``dataset.classes``), or as the indices ``k`` when
+    ``names`` is None. Chapter 4 quotes them under its confusion matrices.
+    """
+    C = aligned_confusion(y_true, y_pred, None if names is None else len(names))
+    np.fill_diagonal(C, 0)
+    order = np.argsort(C, axis=None)[::-1][:n]
+    pairs = [np.unravel_index(i, C.shape) for i in order]
+    name = (lambda k: int(k)) if names is None else (lambda k: names[k])
+    return [(name(a), name(b), float(C[a, b])) for a, b in pairs]
+
+
+def mismatched_clusters(y_true, y_pred, names=None) -> list[tuple]:
+    """Clusters whose matched class is not the class most of their points belong to.
+
+    The one-to-one matching (:func:`match_clusters`) can give a cluster a class that is not its
+    majority: when a class is split over two clusters, only one of them keeps its name. Returns a
+    ``(matched class, majority class, majority share of the cluster)`` triple for each such
+    cluster, in cluster order; classes as ``names[k]`` or, when ``names`` is None, as indices.
+    An empty list means every confusion in :func:`aligned_confusion` is a real mix of classes.
+    Chapter 4.
+    """
+    match = match_clusters(y_true, y_pred)
+    counts, clusters, classes = contingency(y_true, y_pred)
+    name = (lambda k: int(k)) if names is None else (lambda k: names[k])
+    out = []
+    for i, c in enumerate(clusters):
+        major = int(classes[counts[i].argmax()])
+        if int(c) in match and major != match[int(c)]:
+            out.append((name(match[int(c)]), name(major), float(counts[i].max() / counts[i].sum())))
+    return out

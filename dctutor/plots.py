@@ -14,7 +14,7 @@ import seaborn as sns
 import torch
 from matplotlib.colors import ListedColormap
 
-from .metrics import align_labels
+from .metrics import aligned_confusion
 
 # Ten distinguishable colours, one per class, used in every chapter.
 DIGIT_COLORS = sns.color_palette("tab10", 10)
@@ -142,6 +142,62 @@ def scatter_embedding(Z, labels, ax=None, title: str | None = None, centers=None
     return ax
 
 
+def mix_colors(q, colors: Sequence | None = None) -> np.ndarray:
+    """One RGB colour per point: the cluster colours mixed in proportion to its row of ``q``.
+
+    q (N × K) soft assignments, tensor or array → N × 3 floats in [0, 1]. A point sure of cluster
+    j gets cluster j's colour (``colors[j]``, by default :data:`DIGIT_COLORS`); an undecided one a
+    muddy mix. Chapter 3 colours its toy points and the force field's background this way.
+    """
+    q = _np(q)
+    if q.ndim != 2:
+        raise ValueError(f"mix_colors needs N × K soft assignments, got shape {q.shape}")
+    palette = np.asarray(colors if colors is not None else DIGIT_COLORS[:q.shape[1]], dtype=float)
+    if len(palette) != q.shape[1]:
+        raise ValueError(f"{q.shape[1]} clusters but {len(palette)} colours")
+    return np.clip(q @ palette[:, :3], 0, 1)
+
+
+def soft_assignments(z, q, centers, ax=None, title: str | None = None, ring=None):
+    """2-D points ``z`` (N × 2) coloured by their soft assignments ``q`` (N × K, :func:`mix_colors`),
+    the ``centers`` (K × 2) as black triangles, and the points where the boolean mask ``ring`` (N,)
+    is true circled. Chapter 3's toy problem (its targets and its gradient descent)."""
+    z, q, C = _np(z), _np(q), _np(centers)
+    if z.ndim != 2 or z.shape[1] != 2 or len(q) != len(z):
+        raise ValueError(f"soft_assignments needs N × 2 points and N × K rows, got {z.shape} "
+                         f"and {q.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(z[:, 0], z[:, 1], c=mix_colors(q), s=9, linewidths=0)
+    if ring is not None:
+        ring = _np(ring).astype(bool)
+        ax.scatter(z[ring, 0], z[ring, 1], s=40, facecolors="none", edgecolors="black",
+                   linewidths=0.8)
+    ax.scatter(C[:, 0], C[:, 1], marker="^", c="black", s=90, edgecolors="white", linewidths=0.8)
+    if title:
+        ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xticks([]), ax.set_yticks([])
+    return ax
+
+
+def print_table(columns: Sequence[str], rows: Mapping[str, Sequence], width: int = 28) -> None:
+    """Print labelled rows of numbers under column names, one row per line.
+
+    ``rows`` maps a label to its values (numbers, NumPy scalars or 0-d tensors); whole numbers
+    print as integers, the rest with three decimals. The label column is ``width`` characters
+    wide. Chapter 3's small tables (shares of the target, points per cluster).
+    """
+    print(" " * width + "".join(f"{c:>9s}" for c in columns))
+    for label, values in rows.items():
+        cells = []
+        for v in values:
+            v = v.item() if hasattr(v, "item") else v
+            integer = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            cells.append(f"{v:9d}" if integer else f"{v:9.3f}")
+        print(f"{label:{width}s}" + "".join(cells))
+
+
 def image_grid(rows: Sequence | np.ndarray | torch.Tensor, row_labels: Sequence[str] | None = None,
                col_labels: Sequence[str] | None = None, cell: float = 0.9, cmap: str = "gray_r",
                title: str | None = None):
@@ -185,13 +241,8 @@ def confusion_matrix(y_true, y_pred, ax=None, class_names: Sequence[str] | None 
     Clusters are aligned with :func:`dctutor.metrics.align_labels`; rows are true classes and,
     with ``normalize``, sum to 1.
     """
-    t = _np(y_true).astype(int)
-    p = align_labels(t, y_pred)
-    k = int(max(t.max(), p.max())) + 1
-    counts = np.zeros((k, k))
-    np.add.at(counts, (t, p), 1)
-    if normalize:
-        counts = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    counts = aligned_confusion(y_true, y_pred, normalize=normalize)
+    k = len(counts)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.2, 5.2))
     names = list(class_names) if class_names else [str(i) for i in range(k)]

@@ -39,7 +39,20 @@ from . import config, data, metrics
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-# -- chapter 2 --------------------------------------------------------------------------------
+# -- chapter 2 (and the k-means baselines of chapter 4) -----------------------------------------
+
+
+def kmeans_labels(F, n_init: int, seed: int, n_clusters: int = 10) -> np.ndarray:
+    """k-means (scikit-learn, k-means++ and ``n_init`` restarts) on the rows of ``F``.
+
+    F (N × d) features — pixels, PCA codes, an encoder's codes; tensor (any device) or array,
+    clustered in float64 → (N,) cluster labels in 0, …, n_clusters − 1. The best restart (lowest
+    within-cluster sum of squares) wins, as in DEC's own initialisation. Chapter 4's baselines.
+    """
+    from sklearn.cluster import KMeans
+
+    F = np.asarray(torch.as_tensor(F).detach().cpu(), dtype=np.float64)
+    return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(F)
 
 
 def kmeans_scores(Z, y, n_init: int, seed: int) -> dict[str, float]:
@@ -97,7 +110,8 @@ def sdae_pretraining(seed: int, profile: str, device: torch.device) -> dict:
 
 
 def collapse_data(s: dict, device: torch.device):
-    """The Fashion-MNIST images of chapter 4's collapse section: ``(X, y, dataset)``.
+    """The Fashion-MNIST images of chapter 4's collapse and of its page on Fashion-MNIST:
+    ``(X, y, dataset)``.
 
     ``s`` is the ``"dec"`` schedule: ``fashion_dataset``, cut to ``fashion_subset`` images (a
     fixed subset, seed 0) when that is set.

@@ -87,6 +87,30 @@ def test_frequency_term_moves_a_boundary_point_towards_the_small_cluster():
     assert p[-1, 1] > 0.5 > q[-1, 1]
 
 
+def test_squared_target_keeps_preferences_but_lets_the_big_cluster_grow():
+    # chapter 3's contrast: q² alone sharpens every row and never moves a point to another
+    # cluster; DEC's 1/f moves the undecided point to the small cluster, q² alone does not
+    q = torch.tensor([[0.99, 0.01]] * 9 + [[0.55, 0.45]], dtype=torch.float64)
+    p_sq = dec.squared_target(q)
+    torch.testing.assert_close(p_sq.sum(dim=1), torch.ones(10, dtype=torch.float64))
+    assert torch.equal(p_sq.argmax(dim=1), q.argmax(dim=1))
+    assert (entropy(p_sq) < entropy(q)).all()
+    assert dec.cluster_shares(p_sq)[0] > dec.cluster_shares(q)[0]
+    assert dec.target_distribution(q)[-1].argmax() == 1 != p_sq[-1].argmax()
+    with pytest.raises(ValueError, match="probability distributions"):
+        dec.squared_target(torch.tensor([[0.5, 0.6]]))
+
+
+def test_cluster_shares_and_preferred_counts():
+    q = torch.tensor([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.2, 0.7, 0.1]], dtype=torch.float64)
+    torch.testing.assert_close(dec.cluster_shares(q),
+                               torch.tensor([1.7, 1.2, 0.1], dtype=torch.float64) / 3)
+    counts = dec.preferred_counts(q)
+    assert counts.tolist() == [2, 1, 0] and counts.dtype == torch.int64   # an empty cluster too
+    with pytest.raises(ValueError, match="N × K"):
+        dec.preferred_counts(torch.ones(3))
+
+
 # --- kl_loss -----------------------------------------------------------------------------------
 
 def test_kl_loss_matches_the_formula_and_vanishes_at_p_equal_q():

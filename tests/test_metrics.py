@@ -67,3 +67,45 @@ def test_align_labels_renames_to_matched_classes():
 def test_bad_inputs_raise_value_error(bad):
     with pytest.raises(ValueError):
         metrics.cluster_acc(*bad)
+
+
+# a class split over two clusters: cluster 1 holds three 0s and both 1s, and is matched to class 1
+SPLIT_TRUE = [0, 0, 0, 0, 0, 0, 1, 1]
+SPLIT_PRED = [0, 0, 0, 1, 1, 1, 1, 1]
+
+
+def test_aligned_confusion_rows_are_shares_of_each_class():
+    C = metrics.aligned_confusion(SPLIT_TRUE, SPLIT_PRED)
+    np.testing.assert_allclose(C, [[0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_allclose(metrics.aligned_confusion(SPLIT_TRUE, SPLIT_PRED, normalize=False),
+                               [[3, 3], [0, 2]])
+    assert metrics.aligned_confusion([0, 1], [0, 1], n_classes=3).shape == (3, 3)
+
+
+def test_top_confusions_lists_the_largest_mixes_first():
+    y_true = np.repeat(np.arange(3), 10)
+    y_pred = y_true.copy()
+    y_pred[:4] = 1           # 40 % of class 0 in class 1's cluster
+    y_pred[10:11] = 2        # 10 % of class 1 in class 2's cluster
+    top = metrics.top_confusions(y_true, y_pred, ["a", "b", "c"], n=2)
+    assert [(a, b) for a, b, _ in top] == [("a", "b"), ("b", "c")]
+    assert top[0][2] == pytest.approx(0.4) and top[1][2] == pytest.approx(0.1)
+    assert metrics.top_confusions(y_true, y_pred, n=1) == [(0, 1, pytest.approx(0.4))]
+
+
+def test_mismatched_clusters_finds_an_artefact_of_the_matching():
+    assert metrics.mismatched_clusters(SPLIT_TRUE, SPLIT_PRED) == [(1, 0, pytest.approx(0.6))]
+    assert metrics.mismatched_clusters(SPLIT_TRUE, SPLIT_PRED, ["zero", "one"]) == [
+        ("one", "zero", pytest.approx(0.6))]
+    y = np.repeat(np.arange(4), 5)
+    assert metrics.mismatched_clusters(y, (y + 1) % 4) == []      # a relabelling: no artefact
+
+
+def test_the_sentences_under_a_confusion_matrix():
+    from dctutor import book
+
+    assert book.describe_confusions([("4", "9", 0.123), ("7", "1", 0.05)]) == (
+        "4 taken for 9 (12%); 7 taken for 1 (5%)")
+    assert book.describe_mismatches([]).startswith("Every cluster is matched")
+    text = book.describe_mismatches(metrics.mismatched_clusters(SPLIT_TRUE, SPLIT_PRED, ["a", "b"]))
+    assert "the cluster matched to b is mostly a (60% of it)" in text

@@ -64,3 +64,40 @@ def test_rounded_prints_no_negative_zero_and_counts_as_integers():
     assert "-0.0" not in text and "-2.303" in text
     assert plots.rounded(table, 3)["used"].tolist() == [9, 10] and " 9" in text and "9.0" not in text
     assert plots.rounded(table, 3)["share"].dtype.kind == "f"   # 0 and 1 are not counts
+
+
+def test_mix_colors_gives_each_sure_point_its_cluster_colour():
+    q = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
+    rgb = plots.mix_colors(q)
+    assert rgb.shape == (3, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_allclose(rgb[0], plots.DIGIT_COLORS[0])
+    np.testing.assert_allclose(rgb[1], plots.DIGIT_COLORS[2])
+    np.testing.assert_allclose(rgb[2], (np.array(plots.DIGIT_COLORS[0])
+                                        + np.array(plots.DIGIT_COLORS[1])) / 2)
+    np.testing.assert_allclose(plots.mix_colors(np.eye(2), colors=[(1, 0, 0), (0, 0, 1)]),
+                               [[1, 0, 0], [0, 0, 1]])
+    with pytest.raises(ValueError, match="colours"):
+        plots.mix_colors(np.eye(3), colors=[(1, 0, 0)])
+
+
+def test_soft_assignments_draws_points_rings_and_centres():
+    z = torch.randn(20, 2, dtype=torch.float64)
+    q = torch.softmax(torch.randn(20, 3), dim=1)
+    ring = torch.zeros(20, dtype=torch.bool)
+    ring[:4] = True
+    ax = plots.soft_assignments(z, q, torch.zeros(3, 2), title="t", ring=ring)
+    points, rings, centres = ax.collections
+    assert len(points.get_offsets()) == 20 and len(rings.get_offsets()) == 4
+    assert len(centres.get_offsets()) == 3 and ax.get_title() == "t"
+    with pytest.raises(ValueError, match="N × 2"):
+        plots.soft_assignments(torch.zeros(5, 3), q[:5], torch.zeros(3, 2))
+    plt.close("all")
+
+
+def test_print_table_prints_counts_as_integers(capsys):
+    plots.print_table(["a", "b"], {"share": [0.25, np.float32(0.5)],
+                                   "count": torch.tensor([3, 40])}, width=6)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["      " + "        a        b",
+                     "share     0.250    0.500",
+                     "count         3       40"]

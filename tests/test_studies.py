@@ -7,7 +7,19 @@ import json
 import pytest
 import torch
 
-from dctutor import cli, config, studies
+from dctutor import cli, config, metrics, studies
+
+
+def test_kmeans_labels_separates_far_apart_blobs():
+    g = torch.Generator().manual_seed(0)
+    blobs = torch.cat([torch.randn(15, 4, generator=g) + 20 * k for k in range(3)])
+    truth = torch.arange(3).repeat_interleave(15)
+    labels = studies.kmeans_labels(blobs, n_init=2, seed=0, n_clusters=3)
+    assert labels.shape == (45,) and set(labels.tolist()) == {0, 1, 2}
+    assert metrics.cluster_acc(truth, labels) == 1.0
+    # a NumPy copy in float32 gives the same clustering (it is clustered in float64 either way)
+    same = studies.kmeans_labels(blobs.numpy().astype("float32"), n_init=2, seed=0, n_clusters=3)
+    assert (same == labels).all()
 
 
 def test_alpha_schedule_reads_a_warm_up():
