@@ -165,10 +165,6 @@ def plan(profile: str) -> list[tuple[str, str, str, int]]:
              for i in range(n_layers)]
     rows.append(("ch4", "Fashion stack, fine-tuning", "SDAE fine-tuning", f_fine))
     rows.append(("ch4", "DEC on Fashion (upper bound)", "DEC step", s4["max_steps"]))
-    # the Fashion-MNIST page runs on its own: it repeats the first page's MNIST run for its
-    # comparison
-    rows.append(("ch4", "DEC on MNIST again, Fashion page (upper bound)", "DEC step",
-                 s4["max_steps"]))
     rows.append(("ch4", "collapse: small autoencoders", "small autoencoder",
                  _steps(nf, s4["batch_size"],
                         s4["collapse_pretrain_epochs"] + s4["fixed_pretrain_epochs"])))
