@@ -373,7 +373,7 @@ def test_chapter_4_says_colab_retrains_chapter_2():
 def test_chapter_2_second_page_says_colab_retrains_the_stack():
     """Does pretraining help? loads the stack the chapter's first page cached; in Colab there is
     no cache, so it trains the stack first, and the form says so."""
-    [page] = [p for p in NOTEBOOKS if p.stem == "02_does_pretraining_help"]
+    [page] = [p for p in NOTEBOOKS if p.stem == "02_stacked_vs_scratch"]
     form = next(_src(c) for c in load(page)["cells"]
                 if "profile-form" in c["metadata"].get("tags", []))
     assert "Colab" in form and "first page" in form, form
@@ -385,7 +385,7 @@ def test_chapters_1_to_3_have_two_pages():
     stems = [p.stem for p in NOTEBOOKS]
     order = reader.reading_order(stems, REPO)
     for first, more in [("01_pca_vs_autoencoders", "01_nonlinear_autoencoders"),
-                        ("02_stacked_denoising_autoencoders", "02_does_pretraining_help"),
+                        ("02_stacked_denoising_autoencoders", "02_stacked_vs_scratch"),
                         ("03_dec_derivation", "03_dec_gradient_check")]:
         assert order.index(more) == order.index(first) + 1, (first, more)
 
