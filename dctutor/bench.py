@@ -57,10 +57,9 @@ def prepare(dataset: str, profile: str, device: torch.device, download: bool = T
 
 
 def _kmeans(Z: torch.Tensor, seed: int, n_init: int = 10) -> np.ndarray:
-    from sklearn.cluster import KMeans
+    from .studies import kmeans_labels
 
-    Z = Z.detach().cpu().double().numpy()
-    return KMeans(N_CLUSTERS, n_init=n_init, random_state=seed).fit_predict(Z)
+    return kmeans_labels(Z, n_init, seed, n_clusters=N_CLUSTERS)      # in float64
 
 
 def _scores(y: np.ndarray, labels, seconds: float, samples: float = 0.0, **extra) -> dict:

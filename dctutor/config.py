@@ -337,11 +337,12 @@ SCHEDULES: dict[str, dict[str, dict]] = {
 # the full one does (one schedule for the bench's methods, one set of 70k results). Only the
 # illustrations of the chapter's first page are cut, so that the page runs in about ten minutes
 # on two CPU cores: smaller samples for the picture and the extra UMAP seeds, and a DEC-against-
-# IDEC comparison of 5 epochs instead of the bench's 10 (IDEC's accuracy levels off after about
-# 3 epochs in the 70k run of the full schedule).
+# IDEC comparison of 700 steps (5 target refreshes) instead of the bench's 2,800. Measured on all
+# 70,000 digits (seed 0): IDEC's accuracy was 84.3 % after 700 steps, 84.6 % after 1,400 and
+# 84.7 % after 2,800; DEC's decoder error had grown ninefold by 1,400 steps.
 MANIFOLD_PAGE_KEYS = ("picture_points", "seed_points", "compare_max_steps")
 SCHEDULES["laptop"]["manifold"] = dict(SCHEDULES["full"]["manifold"], picture_points=5000,
-                                       seed_points=5000, compare_max_steps=1400)
+                                       seed_points=5000, compare_max_steps=700)
 
 
 def profile() -> str:

@@ -42,26 +42,24 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 # -- chapter 2 (and the k-means baselines of chapter 4) -----------------------------------------
 
 
-def kmeans_labels(F, n_init: int, seed: int, n_clusters: int = 10) -> np.ndarray:
+def kmeans_labels(F, n_init: int, seed: int, n_clusters: int = 10,
+                  dtype=np.float64) -> np.ndarray:
     """k-means (scikit-learn, k-means++ and ``n_init`` restarts) on the rows of ``F``.
 
     F (N × d) features — pixels, PCA codes, an encoder's codes; tensor (any device) or array,
-    clustered in float64 → (N,) cluster labels in 0, …, n_clusters − 1. The best restart (lowest
-    within-cluster sum of squares) wins, as in DEC's own initialisation. Chapter 4's baselines.
+    clustered in ``dtype`` → (N,) cluster labels in 0, …, n_clusters − 1. The best restart (lowest
+    within-cluster sum of squares) wins, as in DEC's own initialisation. Chapter 4's baselines;
+    the bench's and :func:`dctutor.manifold.kmeans_cluster` call it too.
     """
     from sklearn.cluster import KMeans
 
-    F = np.asarray(torch.as_tensor(F).detach().cpu(), dtype=np.float64)
+    F = np.asarray(torch.as_tensor(F).detach().cpu(), dtype=dtype)
     return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(F)
 
 
 def kmeans_scores(Z, y, n_init: int, seed: int) -> dict[str, float]:
-    """k-means with K = 10 on the rows of ``Z`` (N × d); ACC, NMI and ARI against ``y``."""
-    from sklearn.cluster import KMeans
-
-    pred = KMeans(n_clusters=10, n_init=n_init, random_state=seed).fit_predict(
-        np.asarray(torch.as_tensor(Z).detach().cpu(), dtype=np.float32))
-    return metrics.evaluate(np.asarray(y), pred)
+    """k-means with K = 10 on the rows of ``Z`` (N × d), in float32; ACC, NMI and ARI against ``y``."""
+    return metrics.evaluate(np.asarray(y), kmeans_labels(Z, n_init, seed, dtype=np.float32))
 
 
 def scratch_stack(X: torch.Tensor, s: dict, seed: int, progress: bool = True):
