@@ -1,5 +1,6 @@
 // Right-align the columns of a table that hold numbers only (see _static/dctutor.css): a number
 // may carry a sign, thousands separators, a decimal point, %, ± and a second number, or be a dash.
+// A last column of long text (notes, references) is marked too, so that it gets room to wrap.
 document.addEventListener("DOMContentLoaded", () => {
   const numeric = /^[−–+-]?[\d,]*\.?\d+(e[−+-]?\d+)?\s*%?(\s*±\s*[\d,]*\.?\d+\s*%?)?$/i;
   const empty = /^(|—|–|-|nan|n\/a)$/i;
@@ -16,6 +17,10 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const cell of [...cells, ...head]) {
         if (!/text-(left|center|right)/.test(cell.className)) cell.classList.add("dctutor-num");
       }
+    }
+    const last = rows.map(r => r.cells[r.cells.length - 1]).filter(td => td && td.tagName === "TD");
+    if (width > 1 && last.some(td => td.textContent.trim().length > 40)) {
+      for (const td of last) td.classList.add("dctutor-words");
     }
   }
 });
