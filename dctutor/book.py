@@ -29,6 +29,7 @@ def glue(name: str, value, display: bool = True) -> None:
     """
     if getattr(value, "shape", None) == () and hasattr(value, "item"):
         value = value.item()
+    _check_legible(name, value)
     GLUED[name] = value
     try:
         from myst_nb import glue as _glue
@@ -39,6 +40,26 @@ def glue(name: str, value, display: bool = True) -> None:
             _display(value)
         return
     _glue(name, value, display=display)
+
+
+def _check_legible(name: str, value) -> None:
+    """A glued figure must show all its text at ``plots.MIN_FONT_PT`` or more on the page.
+
+    Checked where every chapter figure passes (the pages glue their figures), so a figure whose
+    labels the page would shrink below 10 pt fails the build, with the text that is too small.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(value, Figure):
+        return
+    from . import plots
+
+    sizes = plots.displayed_font_sizes(value)
+    if sizes and sizes[0][0] < plots.MIN_FONT_PT:
+        size, text = sizes[0]
+        raise ValueError(f"figure {name!r}: the text {text!r} shows at {size:.1f} pt on the page, "
+                         f"under {plots.MIN_FONT_PT} pt; make the figure narrower than "
+                         f"plots.PAGE_WIDTH ({plots.PAGE_WIDTH:.1f} in) or its text larger")
 
 
 def _formatted(value, fmt: str) -> str:

@@ -104,6 +104,23 @@ def test_glue_stores_plain_python_numbers(value, monkeypatch):
     assert format(seen["x"], ".3f") in ("0.250", "3.000")
 
 
+def test_glue_refuses_a_figure_with_text_under_10_pt():
+    """A figure wider than the text column is shrunk on the page, and its text with it."""
+    import matplotlib.pyplot as plt
+
+    from dctutor import book, plots
+
+    plots.set_style()
+    fine, ax = plt.subplots(figsize=(plots.PAGE_WIDTH, 3))
+    ax.set_title("legible")
+    book.glue("fine-figure", fine, display=False)
+    wide, ax = plt.subplots(figsize=(2 * plots.PAGE_WIDTH, 3))
+    ax.set_title("shrunk")
+    with pytest.raises(ValueError, match="wide-figure.*pt on the page"):
+        book.glue("wide-figure", wide, display=False)
+    plt.close("all")
+
+
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
 def test_no_glue_role_inside_inline_code(source):
     """```{glue:text}`x``` renders the role's source as text: glue a Markdown value instead."""
