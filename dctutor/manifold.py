@@ -110,7 +110,7 @@ def umap_gmm(X, k: int, *, n_components: int | None = None, n_neighbors: int = 2
 
 
 def kmeans_cluster(Z, k: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
-    """k-means labels (N,) on ``Z`` (N × d), for comparing with :func:`gmm_cluster` (in float64)."""
+    """k-means labels (N,) on ``Z`` (N × d), in float64, for comparing with :func:`gmm_cluster`."""
     from .studies import kmeans_labels
 
     Z = _as_points(Z, "Z")

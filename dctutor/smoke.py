@@ -38,7 +38,8 @@ CAPS: dict[str, int] = {
     "kmeans_restarts": 1, "kmeans_n_init": 1, "seeds": 1, "repeats": 1, "eval_every": 1,
     "scatter_points": 200, "tsne_points": 100,
     "fashion_subset": 1200, "collapse_subset": 300, "ablation_subset": 300,
-    "ae_num_epochs": 1, "idec_max_steps": 6, "compare_max_steps": 6, "idec_update_interval": 3, "stability_seeds": 2,
+    "ae_num_epochs": 1, "idec_max_steps": 6, "compare_max_steps": 6, "idec_update_interval": 3,
+    "stability_seeds": 2,
     "gmm_n_init": 1, "knn_points": 200, "picture_points": 300, "seed_points": 300,
 }
 SAMPLES = 1200   # images the smoke trains on (≥ the largest batch size of any profile)

@@ -47,9 +47,9 @@ def kmeans_labels(F, n_init: int, seed: int, n_clusters: int = 10,
     """k-means (scikit-learn, k-means++ and ``n_init`` restarts) on the rows of ``F``.
 
     F (N × d) features — pixels, PCA codes, an encoder's codes; tensor (any device) or array,
-    clustered in ``dtype`` → (N,) cluster labels in 0, …, n_clusters − 1. The best restart (lowest
-    within-cluster sum of squares) wins, as in DEC's own initialisation. Chapter 4's baselines;
-    the bench's and :func:`dctutor.manifold.kmeans_cluster` call it too.
+    clustered in ``dtype`` → (N,) cluster labels in 0, …, n_clusters − 1. The best restart
+    (lowest within-cluster sum of squares) wins, as in DEC's own initialisation. Chapter 4's
+    baselines; the bench's and :func:`dctutor.manifold.kmeans_cluster` call it too.
     """
     from sklearn.cluster import KMeans
 
@@ -58,7 +58,7 @@ def kmeans_labels(F, n_init: int, seed: int, n_clusters: int = 10,
 
 
 def kmeans_scores(Z, y, n_init: int, seed: int) -> dict[str, float]:
-    """k-means with K = 10 on the rows of ``Z`` (N × d), in float32; ACC, NMI and ARI against ``y``."""
+    """k-means with K = 10 on the rows of ``Z`` (N × d), in float32; ACC, NMI, ARI against ``y``."""
     return metrics.evaluate(np.asarray(y), kmeans_labels(Z, n_init, seed, dtype=np.float32))
 
 
