@@ -116,3 +116,26 @@ def test_n2d_autoencoder_is_seeded_and_reads_its_schedule():
         assert out.min() >= 0 and out.max() <= 1                 # sigmoid output
         assert torch.equal(model.encode(X), again.encode(X))
         assert not torch.equal(model.encode(X), other.encode(X))
+
+
+def test_bench_dec_ae_starts_from_the_shared_autoencoder_and_leaves_it(monkeypatch):
+    """``dec-ae`` trains a copy of the autoencoder ``n2d`` and ``idec`` share, with DEC's SGD."""
+    from dctutor import bench, config
+
+    small = {"manifold": dict(ae_dims=(16, 32, 3), ae_batch_size=32, ae_lr=3e-3, ae_num_epochs=20,
+                              idec_update_interval=8, idec_tol=0.0, idec_max_steps=40,
+                              kmeans_restarts=3),
+             "dec": dict(lr=0.01, momentum=0.9, batch_size=32)}
+    monkeypatch.setattr(config, "schedule", lambda section, profile=None: small[section])
+    X, y = blobs(n=256, k=3, d=16)
+    X = torch.from_numpy((X - X.min()) / (X.max() - X.min()))
+    p = bench.Prepared("blobs", X, y, "quick", torch.device("cpu"))
+    monkeypatch.setattr(bench, "N_CLUSTERS", 3)
+    cache: dict = {}
+    row = bench.run_dec_ae(p, 0, cache)
+    base = cache[("n2d-ae", "blobs", 0)][0]
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    again = bench.run_dec_ae(p, 0, cache)
+    assert row["dec_steps"] == 40 and row["stop_reason"] == "max_steps"
+    assert row["acc"] > 0.9 and again["acc"] == row["acc"]      # same start, same seed
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in before.items())
