@@ -214,13 +214,13 @@ def run_n2d(p: Prepared, seed: int, cache: dict) -> dict:
                    pretrain_seconds=ae_seconds)
 
 
-def run_dec_ae(p: Prepared, seed: int, cache: dict) -> dict:
-    """DEC from N2D's end-to-end autoencoder (chapter 6), IDEC's start, with DEC's own optimiser.
+def _dec_from_n2d(p: Prepared, seed: int, cache: dict, *, keep_decoder: bool, desc: str,
+                  **train) -> dict:
+    """DEC's trainer on a copy of N2D's autoencoder for this seed (``n2d`` keeps the original).
 
-    The reference implementation's recipe (DEC-keras pretrains end to end, not layer-wise): the
-    same start and step budget as ``idec`` (the ``"manifold"`` schedule), SGD with the ``"dec"``
-    schedule's learning rate and momentum, and no decoder — so ``dec-ae`` against ``dec`` shows
-    what the start is worth and ``dec-ae`` against ``idec`` what keeping the decoder is worth.
+    The start and step budget are the ``"manifold"`` schedule's (``idec_update_interval``,
+    ``idec_tol``, ``idec_max_steps``); ``train`` holds the optimiser's settings (``batch_size``
+    included) and, with ``keep_decoder``, IDEC's ``gamma``.
     """
     import copy
 
@@ -228,44 +228,40 @@ def run_dec_ae(p: Prepared, seed: int, cache: dict) -> dict:
 
     base, ae_seconds, _ = _n2d_autoencoder(p, seed, cache)
     s = config.schedule("manifold", p.profile)
-    d = config.schedule("dec", p.profile)
     t0 = time.perf_counter()
-    encoder = copy.deepcopy(base.encoder)             # n2d and idec keep the pretrained one
-    model = dec.DEC(encoder, N_CLUSTERS, embedding_dim=base.code_size).to(p.device)
-    hist = dec.train_dec(model, p.X, None, lr=d["lr"], momentum=d["momentum"],
-                         batch_size=d["batch_size"], update_interval=s["idec_update_interval"],
-                         tol=s["idec_tol"], max_steps=s["idec_max_steps"],
-                         kmeans_restarts=s["kmeans_restarts"], seed=seed,
-                         desc=f"DEC (end-to-end AE) seed {seed}")
+    net = copy.deepcopy(base)
+    model = dec.DEC(net.encoder, N_CLUSTERS, embedding_dim=net.code_size).to(p.device)
+    hist = dec.train_dec(model, p.X, None, decoder=net.decoder if keep_decoder else None,
+                         update_interval=s["idec_update_interval"], tol=s["idec_tol"],
+                         max_steps=s["idec_max_steps"], kmeans_restarts=s["kmeans_restarts"],
+                         seed=seed, desc=desc, **train)
     labels = model.predict(p.X)
     stage = time.perf_counter() - t0
-    return _scores(p.y, labels.cpu().numpy(), ae_seconds + stage, hist.steps * d["batch_size"],
-                   pretrain_seconds=ae_seconds, dec_seconds=stage, dec_steps=hist.steps,
-                   stop_reason=hist.stop_reason)
+    extra = {"reconstruction": hist.last("reconstruction")} if keep_decoder else {}
+    return _scores(p.y, labels.cpu().numpy(), ae_seconds + stage,
+                   hist.steps * train["batch_size"], pretrain_seconds=ae_seconds,
+                   dec_seconds=stage, dec_steps=hist.steps, stop_reason=hist.stop_reason, **extra)
+
+
+def run_dec_ae(p: Prepared, seed: int, cache: dict) -> dict:
+    """DEC from N2D's end-to-end autoencoder (chapter 6), IDEC's start, with DEC's own optimiser.
+
+    The reference implementation's recipe (DEC-keras pretrains end to end, not layer-wise): the
+    same start and step budget as ``idec``, SGD with the ``"dec"`` schedule's learning rate,
+    momentum and batch size, and no decoder — so ``dec-ae`` against ``dec`` shows what the start
+    is worth.
+    """
+    d = config.schedule("dec", p.profile)
+    return _dec_from_n2d(p, seed, cache, keep_decoder=False, desc=f"DEC (end-to-end AE) seed {seed}",
+                         lr=d["lr"], momentum=d["momentum"], batch_size=d["batch_size"])
 
 
 def run_idec(p: Prepared, seed: int, cache: dict) -> dict:
     """IDEC (Guo et al. 2017): DEC with the decoder kept, L_rec + γ L_KL, from N2D's autoencoder."""
-    import copy
-
-    from . import dec
-
-    base, ae_seconds, _ = _n2d_autoencoder(p, seed, cache)
     s = config.schedule("manifold", p.profile)
-    t0 = time.perf_counter()
-    autoencoder = copy.deepcopy(base)                 # n2d keeps the pretrained one
-    model = dec.DEC(autoencoder.encoder, N_CLUSTERS, embedding_dim=autoencoder.code_size).to(p.device)
-    hist = dec.train_dec(model, p.X, None, decoder=autoencoder.decoder, gamma=s["idec_gamma"],
-                         optimizer=s["idec_optimizer"], lr=s["idec_lr"],
-                         batch_size=s["idec_batch_size"], update_interval=s["idec_update_interval"],
-                         tol=s["idec_tol"], max_steps=s["idec_max_steps"],
-                         kmeans_restarts=s["kmeans_restarts"], seed=seed, desc=f"IDEC seed {seed}")
-    labels = model.predict(p.X)
-    stage = time.perf_counter() - t0
-    return _scores(p.y, labels.cpu().numpy(), ae_seconds + stage,
-                   hist.steps * s["idec_batch_size"], pretrain_seconds=ae_seconds,
-                   dec_seconds=stage, dec_steps=hist.steps, stop_reason=hist.stop_reason,
-                   reconstruction=hist.last("reconstruction"))
+    return _dec_from_n2d(p, seed, cache, keep_decoder=True, desc=f"IDEC seed {seed}",
+                         gamma=s["idec_gamma"], optimizer=s["idec_optimizer"], lr=s["idec_lr"],
+                         batch_size=s["idec_batch_size"])
 
 
 RUNNERS: dict[str, Callable[[Prepared, int, dict], dict]] = {

@@ -132,9 +132,9 @@ def test_bench_dec_ae_starts_from_the_shared_autoencoder_and_leaves_it(monkeypat
     p = bench.Prepared("blobs", X, y, "quick", torch.device("cpu"))
     monkeypatch.setattr(bench, "N_CLUSTERS", 3)
     cache: dict = {}
-    row = bench.run_dec_ae(p, 0, cache)
-    base = cache[("n2d-ae", "blobs", 0)][0]
+    base = bench._n2d_autoencoder(p, 0, cache)[0]
     before = {k: v.clone() for k, v in base.state_dict().items()}
+    row = bench.run_dec_ae(p, 0, cache)
     again = bench.run_dec_ae(p, 0, cache)
     assert row["dec_steps"] == 40 and row["stop_reason"] == "max_steps"
     assert row["acc"] > 0.9 and again["acc"] == row["acc"]      # same start, same seed
